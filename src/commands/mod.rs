@@ -1,0 +1,17 @@
+//! One file per subcommand; each only wires library pieces together.
+
+mod get;
+mod probe;
+mod serve;
+
+use crate::cli::Command;
+use crate::error::Error;
+
+/// Run a subcommand; `Ok` carries the exit code (0 unless the command says otherwise).
+pub async fn run(command: Command) -> Result<i32, Error> {
+    match command {
+        Command::Serve(args) => serve::run(*args).await.map(|()| 0),
+        Command::Get(args) => get::run(args).await.map(|()| 0),
+        Command::Probe(args) => probe::run(args).await,
+    }
+}

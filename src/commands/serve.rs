@@ -1,0 +1,204 @@
+//! `serve`: harden, bind the socket, fetch the plaintext, serve it once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::agent::{Agent, AgentConfig, DocFormat, PeerPolicy, Source};
+use crate::cli::{AuthMethodArg, BindingArg, ServeArgs, ServeFormat};
+use crate::error::Error;
+use crate::kube::ClusterSource;
+use crate::plaintext::Plaintext;
+use crate::retry::Backoff;
+use crate::sealed::{Binding, SecretRef, TransitFlags};
+use crate::source::{CiphertextAt, Fetched, LoginSpec, PlaintextFileSource, Shape, VaultSource};
+use crate::vault::{self, AuthMethod, VaultConfig};
+
+pub async fn run(args: ServeArgs) -> Result<(), Error> {
+    let hardening = crate::harden::harden();
+    for warning in &hardening.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        not_dumpable = hardening.not_dumpable,
+        no_core = hardening.no_core,
+        memory_locked = hardening.memory_locked,
+        "process hardened"
+    );
+
+    let source = build_source(&args)?;
+    let socket = args.socket.clone();
+    let format = match args.format {
+        ServeFormat::Json => DocFormat::Json,
+        ServeFormat::Raw => DocFormat::Raw,
+    };
+    // Bind before any Vault call: a bad socket path fails fast and costs no token.
+    let agent = Agent::bind(AgentConfig {
+        socket,
+        socket_mode: args.socket_mode,
+        policy: PeerPolicy {
+            uids: args.allow_uid.clone(),
+            gids: args.allow_gid.clone(),
+        },
+        max_deliveries: args.max_deliveries,
+        exit_after_delivery: args.exit_after_delivery,
+        format,
+        key_version: None,
+    })?;
+    let status = agent.status_handle();
+    let server = tokio::spawn(agent.serve(shutdown_signal()));
+
+    match source.fetch().await {
+        Ok(fetched) => {
+            tracing::info!(
+                key_version = fetched.key_version,
+                bytes = fetched.plaintext.len(),
+                "ready: the document is held in memory for one delivery"
+            );
+            let later: Option<Arc<dyn Source>> = if args.max_deliveries > 1 {
+                Some(Arc::new(source.clone()))
+            } else {
+                None
+            };
+            status.set_key_version(fetched.key_version);
+            status.ready(fetched.plaintext, later);
+        }
+        Err(e) => {
+            status.failed(e.one_line());
+            server.abort();
+            return Err(e);
+        }
+    }
+
+    match server.await {
+        Ok(result) => result,
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(Error::Internal(format!("the socket server stopped: {e}"))),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the default action (exit) still applies.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: wiping and exiting"),
+        _ = int.recv() => tracing::info!("SIGINT: wiping and exiting"),
+    }
+}
+
+/// The agent's source of plaintext, Vault or (development) a file.
+#[derive(Clone)]
+enum AnySource {
+    Vault(Arc<VaultSource>),
+    File(Arc<PlaintextFileSource>),
+}
+
+impl AnySource {
+    async fn fetch(&self) -> Result<Fetched, Error> {
+        match self {
+            AnySource::Vault(source) => source.fetch().await,
+            AnySource::File(source) => source.fetch(),
+        }
+    }
+}
+
+impl Source for AnySource {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Error>> + Send + '_>> {
+        Box::pin(async move { AnySource::fetch(self).await.map(|f| f.plaintext) })
+    }
+}
+
+fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
+    let shape = match args.format {
+        ServeFormat::Json => Shape::JsonObject,
+        ServeFormat::Raw => Shape::Raw,
+    };
+    if let Some(path) = &args.plaintext_file {
+        tracing::warn!(
+            file = %path.display(),
+            "DEVELOPMENT SOURCE: serving a plaintext file; this is NOT Secret Zero (the secret sits on disk). Use --secret or --ciphertext-file in production"
+        );
+        return Ok(AnySource::File(Arc::new(PlaintextFileSource {
+            path: path.clone(),
+            shape,
+        })));
+    }
+
+    let ciphertext = match (&args.secret, &args.ciphertext_file) {
+        (Some(secret), None) => {
+            if args.transit.binding_context.is_some() {
+                return Err(Error::input(
+                    "--binding-context goes with --ciphertext-file",
+                    "with --secret the binding comes from the Secret's own namespace/name",
+                ));
+            }
+            CiphertextAt::Secret {
+                secret: SecretRef::parse(secret)?,
+                cluster: ClusterSource::detect(
+                    args.kube.kubeconfig.as_deref(),
+                    Some(&args.kube.serviceaccount_dir),
+                ),
+            }
+        }
+        (None, Some(path)) => CiphertextAt::File {
+            path: path.clone(),
+            binding_context: args.transit.binding_context.clone(),
+        },
+        _ => {
+            return Err(Error::input(
+                "serve needs one source: --secret, --ciphertext-file or --plaintext-file",
+                "in a pod, --secret NAMESPACE/NAME reads the ciphertext Secret",
+            ));
+        }
+    };
+
+    let method = match args.login.auth_method {
+        AuthMethodArg::Kubernetes => AuthMethod::Kubernetes,
+        AuthMethodArg::Jwt => AuthMethod::Jwt,
+    };
+    let role = args.login.role.clone().ok_or_else(|| {
+        Error::input(
+            "serve needs --role (the Vault role to log in as)",
+            "set --role or SECRET_ZERO_ROLE",
+        )
+    })?;
+    let vault = vault::Client::new(&VaultConfig {
+        addr: args.vault.vault_addr.clone(),
+        ca_cert: args.vault.vault_cacert.clone(),
+        namespace: args.vault.vault_namespace.clone(),
+        timeout: args.vault.vault_timeout,
+        keep_alive: false,
+    })?;
+    Ok(AnySource::Vault(Arc::new(VaultSource {
+        vault,
+        login: LoginSpec {
+            method,
+            mount: args
+                .login
+                .auth_mount
+                .clone()
+                .unwrap_or_else(|| method.default_mount().to_string()),
+            role,
+            token_file: args.login.token_file.clone(),
+        },
+        ciphertext,
+        transit: TransitFlags {
+            mount: args.transit.transit_mount.clone(),
+            key: args.transit.transit_key.clone(),
+            binding: args.transit.binding.map(|b| match b {
+                BindingArg::Identity => Binding::Identity,
+                BindingArg::None => Binding::None,
+            }),
+        },
+        shape,
+        backoff: Backoff::with_timeout(args.retry_timeout),
+    })))
+}

@@ -1,0 +1,113 @@
+//! What can go wrong talking to the Kubernetes API, by what the caller does next.
+
+/// A failed Kubernetes API call. `object` is `namespace/name` or a list description.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// 401: the credentials were not accepted.
+    #[error("unauthorized reading {object}: {message}")]
+    Unauthorized { object: String, message: String },
+
+    /// 403: RBAC does not allow this verb on this object.
+    #[error("forbidden: {message}")]
+    Forbidden { object: String, message: String },
+
+    /// 404.
+    #[error("secret {object} not found")]
+    NotFound { object: String },
+
+    /// 409 on an update: someone changed the object since we read it.
+    #[error("conflict updating {object}: {message}")]
+    Conflict { object: String, message: String },
+
+    /// 409 on a create.
+    #[error("{object} already exists")]
+    AlreadyExists { object: String },
+
+    /// Connection faults, timeouts, 5xx and 429.
+    #[error("transient failure on {object}: {detail}")]
+    Transient { object: String, detail: String },
+
+    /// Any other refusal (400, 422...).
+    #[error("request on {object} refused (HTTP {code}): {message}")]
+    Refused {
+        object: String,
+        code: u16,
+        message: String,
+    },
+
+    /// No usable configuration: missing kubeconfig, not in a cluster, bad CA.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl KubeError {
+    /// Classify a kube-rs error for the operation on `object`.
+    pub(crate) fn from_kube(object: &str, error: kube::Error) -> KubeError {
+        let object = object.to_string();
+        match error {
+            kube::Error::Api(status) => {
+                let message = status.message.clone();
+                match (status.code, status.reason.as_str()) {
+                    (401, _) => KubeError::Unauthorized { object, message },
+                    (403, _) => KubeError::Forbidden { object, message },
+                    (404, _) => KubeError::NotFound { object },
+                    (409, "AlreadyExists") => KubeError::AlreadyExists { object },
+                    (409, _) => KubeError::Conflict { object, message },
+                    (429, _) | (500..=599, _) => KubeError::Transient {
+                        object,
+                        detail: format!("HTTP {}: {message}", status.code),
+                    },
+                    (code, _) => KubeError::Refused {
+                        object,
+                        code,
+                        message,
+                    },
+                }
+            }
+            kube::Error::Auth(e) => KubeError::Config(format!(
+                "cannot load Kubernetes credentials for {object}: {e}"
+            )),
+            other => KubeError::Transient {
+                object,
+                detail: root_cause(&other),
+            },
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, KubeError::Transient { .. })
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            KubeError::Unauthorized { .. } => {
+                "the API server did not accept the credentials: check the kubeconfig or the pod's ServiceAccount token".to_string()
+            }
+            KubeError::Forbidden { object, .. } => format!(
+                "grant this ServiceAccount the verb on {object} with a Role/RoleBinding"
+            ),
+            KubeError::NotFound { object } => {
+                format!("create {object} first (e.g. with `secret-zero seal --apply`) or fix the name")
+            }
+            KubeError::Conflict { .. } => {
+                "the Secret changed while we worked on it: run again".to_string()
+            }
+            KubeError::Transient { .. } => {
+                "check that the Kubernetes API is reachable from here".to_string()
+            }
+            _ => return None,
+        };
+        Some(hint)
+    }
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        last = e.to_string();
+        source = e.source();
+    }
+    last
+}

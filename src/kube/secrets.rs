@@ -1,0 +1,108 @@
+//! Secret get/list/create/replace/delete. Writes always carry the `resourceVersion`
+//! that was read, so a concurrent change is a [`KubeError::Conflict`], never lost.
+
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+use super::Secret;
+use super::error::KubeError;
+
+/// Secrets through one client.
+#[derive(Clone)]
+pub struct Secrets {
+    client: kube::Client,
+}
+
+fn object(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl Secrets {
+    pub fn new(client: kube::Client) -> Secrets {
+        Secrets { client }
+    }
+
+    fn api(&self, namespace: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Read one Secret.
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Secret, KubeError> {
+        self.api(namespace)
+            .get(name)
+            .await
+            .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
+    }
+
+    /// List Secrets matching `selector` (label selector syntax) in one namespace, or in
+    /// all namespaces when `namespace` is `None`.
+    pub async fn list(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Secret>, KubeError> {
+        let (api, scope) = match namespace {
+            Some(ns) => (self.api(ns), format!("secrets in {ns}")),
+            None => (
+                Api::all(self.client.clone()),
+                "secrets in all namespaces".to_string(),
+            ),
+        };
+        let params = ListParams::default().labels(selector);
+        api.list(&params)
+            .await
+            .map(|list| list.items)
+            .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))
+    }
+
+    /// Create a Secret; an existing one is [`KubeError::AlreadyExists`].
+    pub async fn create(&self, secret: &Secret) -> Result<Secret, KubeError> {
+        let (namespace, name) = names(secret)?;
+        self.api(namespace)
+            .create(&PostParams::default(), secret)
+            .await
+            .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
+    }
+
+    /// Replace a Secret. It must carry the `resourceVersion` it was read at: a stale one
+    /// is a [`KubeError::Conflict`], and a missing one is refused here rather than
+    /// turned into a blind overwrite.
+    pub async fn replace(&self, secret: &Secret) -> Result<Secret, KubeError> {
+        let (namespace, name) = names(secret)?;
+        if secret
+            .metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            return Err(KubeError::Config(format!(
+                "refusing to replace {} without a resourceVersion",
+                object(namespace, name)
+            )));
+        }
+        self.api(namespace)
+            .replace(name, &PostParams::default(), secret)
+            .await
+            .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
+    }
+
+    /// Delete a Secret.
+    pub async fn delete(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        self.api(namespace)
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
+    }
+}
+
+fn names(secret: &Secret) -> Result<(&str, &str), KubeError> {
+    let namespace = secret.metadata.namespace.as_deref().unwrap_or("");
+    let name = secret.metadata.name.as_deref().unwrap_or("");
+    if namespace.is_empty() || name.is_empty() {
+        return Err(KubeError::Config(
+            "a Secret needs metadata.namespace and metadata.name".into(),
+        ));
+    }
+    Ok((namespace, name))
+}

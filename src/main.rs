@@ -1,0 +1,57 @@
+//! `secret-zero`: parse, set up logging, run the command, map the error to an exit code.
+
+use clap::Parser;
+use secret_zero::alloc::ZeroingAllocator;
+use secret_zero::cli::{Cli, LogFormat};
+use secret_zero::error::exit;
+
+// Freed heap is wiped: library copies of a secret do not outlive their use (DESIGN §2.2).
+#[global_allocator]
+static ALLOCATOR: ZeroingAllocator = ZeroingAllocator;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format, &cli.log_level);
+
+    // One thread is plenty for an agent that serves one client at a time, and keeps
+    // the footprint small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("secret-zero: cannot start the async runtime: {e}");
+            std::process::exit(exit::INTERNAL);
+        }
+    };
+    let result = runtime.block_on(secret_zero::commands::run(cli.command));
+    drop(runtime);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let line = e.one_line();
+            match cli.log_format {
+                LogFormat::Json => tracing::error!(exit_code = e.exit_code(), "{line}"),
+                LogFormat::Text => eprintln!("secret-zero: error: {line}"),
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| {
+        eprintln!("secret-zero: warning: invalid --log-level {level:?}, using info");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}

@@ -1,0 +1,120 @@
+//! What can go wrong talking to Vault, kept typed so callers can decide what to retry
+//! and what to tell the user.
+//!
+//! Every variant keeps the API path (never a token: tokens travel in headers only) and
+//! the server's own message.
+
+/// A failed Vault/OpenBao request.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// 403: the token (or the login) is not allowed to do this.
+    #[error("permission denied on {path}: {message}")]
+    PermissionDenied { path: String, message: String },
+
+    /// 400 and other client errors except 403/404: Vault refused the request as malformed
+    /// (bad ciphertext, wrong key type, unknown role...).
+    #[error("invalid request to {path} (HTTP {status}): {message}")]
+    InvalidRequest {
+        path: String,
+        status: u16,
+        message: String,
+    },
+
+    /// 404: no such key, mount or path.
+    #[error("not found: {path}{}", suffix(message))]
+    NotFound { path: String, message: String },
+
+    /// 503: Vault is sealed, or this node is a standby that cannot serve the request.
+    #[error("Vault unavailable at {path} (HTTP 503): {message}")]
+    Unavailable { path: String, message: String },
+
+    /// 5xx, 429, connection refused or reset, timeout: worth retrying with backoff.
+    #[error("transient failure on {path}: {detail}")]
+    Transient { path: String, detail: String },
+
+    /// The TLS handshake failed: most often the server's certificate is not signed by
+    /// the CA in VAULT_CACERT.
+    #[error("TLS handshake with {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
+
+    /// Vault answered 2xx with a body we cannot use.
+    #[error("unexpected answer from {path}: {detail}")]
+    BadResponse { path: String, detail: String },
+
+    /// Our own configuration is unusable (bad address, unreadable CA bundle, no token).
+    #[error("{0}")]
+    Config(String),
+}
+
+fn suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+impl VaultError {
+    /// Faults that a later attempt may not meet: 5xx, 429, 503, connection faults.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            VaultError::Transient { .. } | VaultError::Unavailable { .. }
+        )
+    }
+
+    /// The API path the failure happened on, when there is one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            VaultError::PermissionDenied { path, .. }
+            | VaultError::InvalidRequest { path, .. }
+            | VaultError::NotFound { path, .. }
+            | VaultError::Unavailable { path, .. }
+            | VaultError::Transient { path, .. }
+            | VaultError::BadResponse { path, .. } => Some(path),
+            VaultError::Tls { .. } | VaultError::Config(_) => None,
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            VaultError::PermissionDenied { path, .. } if path.starts_with("auth/") => {
+                format!(
+                    "the login was refused: check that the role exists on {} and is bound to this ServiceAccount, namespace and audience",
+                    mount_of(path)
+                )
+            }
+            VaultError::PermissionDenied { path, .. } => {
+                format!("check that the token's policy grants this operation on {path}")
+            }
+            VaultError::InvalidRequest { path, .. } if path.contains("/login") => {
+                "check the role name and that the JWT is valid (audience, expiry, issuer)".into()
+            }
+            VaultError::InvalidRequest { path, .. } if path.contains("/decrypt/") => {
+                "check the transit key, the binding context and that the ciphertext was not altered or copied from another Secret".into()
+            }
+            VaultError::NotFound { path, .. } => {
+                format!("check that the mount and name in {path} exist")
+            }
+            VaultError::Unavailable { .. } => {
+                "Vault is sealed or on standby: unseal it or point VAULT_ADDR at the active node".into()
+            }
+            VaultError::Transient { .. } => {
+                "check VAULT_ADDR and that Vault is running and reachable".into()
+            }
+            VaultError::Tls { .. } => {
+                "check that VAULT_CACERT (--vault-cacert) holds the CA that signed Vault's certificate".into()
+            }
+            _ => return None,
+        };
+        Some(hint)
+    }
+}
+
+/// `auth/kubernetes/login` -> `auth/kubernetes`.
+fn mount_of(path: &str) -> &str {
+    path.rsplit_once('/')
+        .map(|(mount, _)| mount)
+        .unwrap_or(path)
+}

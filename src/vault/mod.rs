@@ -1,0 +1,15 @@
+//! A typed async client for exactly the Vault/OpenBao API secret-zero needs:
+//! login (kubernetes, jwt), token lookup and revocation, and Transit.
+
+mod auth;
+mod client;
+mod error;
+mod token;
+mod transit;
+
+pub use auth::{AuthMethod, Login};
+pub(crate) use client::install_crypto_provider;
+pub use client::{Client, DEFAULT_ADDR, VaultConfig};
+pub use error::VaultError;
+pub use token::{TokenInfo, VaultToken, operator_token};
+pub use transit::{BatchItem, KeyConfig, KeyInfo, ciphertext_version, context_for};

@@ -1,0 +1,531 @@
+//! `secret-zero serve`, `get` and `probe` as processes, against a real OpenBao and the
+//! Kubernetes API double: both auth methods, both ciphertext sources, bound and
+//! unbound ciphertexts, the old tool's Secrets, one-shot delivery, memory hygiene, and
+//! every bad input ending in one clear line and its exit code.
+
+mod bed;
+mod memory;
+
+use std::time::Duration;
+
+use bed::{Bed, KEY, b64, get, json_of, run};
+use secret_zero_testbed::kube_double::Rule;
+use serde_json::json;
+
+fn sentinel() -> String {
+    format!("sz-sentinel-{:016x}", fastrand::u64(..))
+}
+
+fn doc_with(secret: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"db_password": secret, "api_key": "k-123", "port": 5432})).unwrap()
+}
+
+/// The `accessor=...` the agent logged at login.
+fn logged_accessor(log: &str) -> String {
+    let at = log.find("accessor=").expect("no accessor in the log");
+    log[at + "accessor=".len()..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_identity_bound_secret_is_served_once_and_the_token_revoked() {
+    let bed = Bed::new();
+    let secret = sentinel();
+    let doc = doc_with(&secret);
+    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
+    bed.put_sealed("shop", "app-secrets", &ct, "identity");
+
+    let socket = bed.socket();
+    let mut agent = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    agent.wait_ready(&socket);
+
+    let (code, out, err) = get(&socket, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out), json_of(&doc));
+
+    let (code, out, err) = get(&socket, &[]);
+    assert_eq!(code, 11, "second get must be refused: {err}");
+    assert!(out.is_empty());
+    assert!(err.contains("no delivery left"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // Still up and healthy for kubelet after delivery.
+    assert!(run(&["probe", "--socket", &socket]).status.success());
+
+    let log = agent.log();
+    let accessor = logged_accessor(&log);
+    let lookup = bed.bao.api(
+        "POST",
+        "auth/token/lookup-accessor",
+        Some(json!({"accessor": accessor})),
+    );
+    assert!(
+        lookup.is_err(),
+        "the agent's token is still alive: {lookup:?}"
+    );
+
+    let jwt = std::fs::read_to_string(bed.path("token-shop-app-vault-600")).unwrap();
+    for forbidden in [
+        secret.as_str(),
+        &b64(secret.as_bytes()),
+        jwt.trim(),
+        bed.bao.root_token(),
+    ] {
+        assert!(
+            !log.contains(forbidden),
+            "the log leaks {forbidden}:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("outcome") && log.contains("peer_uid"),
+        "no audit line:\n{log}"
+    );
+}
+
+#[test]
+fn jwt_auth_with_a_ciphertext_file_and_a_binding_context() {
+    let bed = Bed::new();
+    let doc = doc_with("from-a-file");
+    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
+    let file = bed.path("ciphertext");
+    std::fs::write(&file, format!("{ct}\n")).unwrap();
+
+    let socket = bed.socket();
+    let file_arg = file.display().to_string();
+    let mut agent = bed.serve(
+        &socket,
+        &[
+            "--auth-method",
+            "jwt",
+            "--ciphertext-file",
+            &file_arg,
+            "--transit-key",
+            KEY,
+            "--binding-context",
+            "shop/app-secrets",
+        ],
+    );
+    agent.wait_ready(&socket);
+    let (code, out, err) = get(&socket, &["--key", "db_password"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"from-a-file\n");
+    // OpenBao checked the signature itself through the double's JWKS.
+    assert!(
+        bed.double
+            .requests()
+            .iter()
+            .any(|r| r.contains("/openid/v1/jwks"))
+    );
+}
+
+#[test]
+fn an_unbound_ciphertext_file_needs_no_context() {
+    let bed = Bed::new();
+    let doc = doc_with("unbound");
+    let file = bed.path("ciphertext");
+    std::fs::write(&file, bed.encrypt("plain-key", &doc, None)).unwrap();
+    let socket = bed.socket();
+    let file_arg = file.display().to_string();
+    let mut agent = bed.serve(
+        &socket,
+        &["--ciphertext-file", &file_arg, "--transit-key", "plain-key"],
+    );
+    agent.wait_ready(&socket);
+    let (code, out, err) = get(&socket, &["--format", "dotenv"]);
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("db_password='unbound'"), "{text}");
+    assert!(text.contains("port='5432'"), "{text}");
+}
+
+#[test]
+fn the_old_tools_secret_is_served_with_flags_alone() {
+    let bed = Bed::new();
+    let doc = doc_with("legacy");
+    bed.put_legacy(
+        "shop",
+        "weather-api-keys",
+        &bed.encrypt("plain-key", &doc, None),
+    );
+    let socket = bed.socket();
+    let mut agent = bed.serve(
+        &socket,
+        &[
+            "--secret",
+            "shop/weather-api-keys#secrets.json",
+            "--transit-key",
+            "plain-key",
+        ],
+    );
+    agent.wait_ready(&socket);
+    let (code, out, err) = get(&socket, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out), json_of(&doc));
+}
+
+#[test]
+fn each_later_delivery_is_a_fresh_login_and_decrypt() {
+    let bed = Bed::new();
+    let doc = doc_with("thrice");
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc, Some("shop/app-secrets")),
+        "identity",
+    );
+    let reviews = || {
+        bed.double
+            .requests()
+            .iter()
+            .filter(|r| r.contains("tokenreviews"))
+            .count()
+    };
+
+    let socket = bed.socket();
+    let mut agent = bed.serve(
+        &socket,
+        &["--secret", "shop/app-secrets", "--max-deliveries", "3"],
+    );
+    agent.wait_ready(&socket);
+    assert_eq!(reviews(), 1, "one login at start-up");
+    for n in 1..=3 {
+        let (code, out, err) = get(&socket, &[]);
+        assert_eq!(code, 0, "delivery {n}: {err}");
+        assert_eq!(json_of(&out), json_of(&doc));
+        // The first delivery uses the start-up copy; each later one logs in again.
+        assert_eq!(reviews(), n.max(1), "after delivery {n}");
+    }
+    let (code, _, err) = get(&socket, &[]);
+    assert_eq!(code, 11, "{err}");
+    // Every login's token was revoked.
+    let log = agent.log();
+    assert_eq!(log.matches("Vault token revoked").count(), 3, "{log}");
+}
+
+#[test]
+fn after_delivery_the_agents_memory_holds_no_plaintext() {
+    let bed = Bed::new();
+    let secret = sentinel();
+    let doc = doc_with(&secret);
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc, Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = bed.socket();
+    let mut agent = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    agent.wait_ready(&socket);
+    let needles = memory::needles(secret.as_bytes(), &doc);
+
+    // The scan works: while the copy waits for its delivery, it is found.
+    let before = memory::scan(agent.pid(), &needles);
+    assert!(
+        before.found.iter().any(|f| *f),
+        "the scan cannot see the waiting copy ({} bytes read)",
+        before.bytes_read
+    );
+
+    let (code, _, err) = get(&socket, &[]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    let after = memory::scan(agent.pid(), &needles);
+    assert!(
+        after.bytes_read > 1_000_000,
+        "scan read only {} bytes",
+        after.bytes_read
+    );
+    for (needle, found) in needles.iter().zip(&after.found) {
+        assert!(
+            !found,
+            "found {:?} in the agent's memory after delivery",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
+#[test]
+fn exit_after_delivery_exits_zero_and_removes_the_socket() {
+    let bed = Bed::new();
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc_with("x"), Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = bed.socket();
+    let mut agent = bed.serve(
+        &socket,
+        &["--secret", "shop/app-secrets", "--exit-after-delivery"],
+    );
+    agent.wait_ready(&socket);
+    assert_eq!(get(&socket, &[]).0, 0);
+    let (code, log) = agent.wait_exit();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "socket left behind"
+    );
+}
+
+#[test]
+fn sigterm_wipes_removes_the_socket_and_exits_zero() {
+    let bed = Bed::new();
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc_with("x"), Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = bed.socket();
+    let mut agent = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    agent.wait_ready(&socket);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (code, log) = agent.wait_exit();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "socket left behind"
+    );
+}
+
+#[test]
+fn an_abstract_socket_leaves_no_file() {
+    let bed = Bed::new();
+    let doc = doc_with("abstract");
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc, Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = format!("@secret-zero-test-{:x}", fastrand::u64(..));
+    let mut agent = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    agent.wait_ready(&socket);
+    let (code, out, err) = get(&socket, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out), json_of(&doc));
+}
+
+#[test]
+fn the_development_source_serves_yaml_and_says_it_is_not_secret_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.yaml");
+    std::fs::write(&file, "db_password: dev-only\nport: 5432\n").unwrap();
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let args: Vec<String> = [
+        "serve",
+        "--plaintext-file",
+        &file.display().to_string(),
+        "--socket",
+        &socket,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = bed::Agent::spawn(&args, dir.path());
+    agent.wait_ready(&socket);
+    let (code, out, err) = get(&socket, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json_of(&out),
+        json!({"db_password": "dev-only", "port": 5432})
+    );
+    assert!(agent.log().contains("NOT Secret Zero"), "{}", agent.log());
+}
+
+/// Each bad input: the agent exits with its documented code and one clear line that
+/// names what failed, and never prints a secret.
+#[test]
+fn bad_inputs_end_in_one_clear_line_and_their_exit_code() {
+    let bed = Bed::new();
+    let doc = doc_with(&sentinel());
+    let bound = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
+    bed.put_sealed("shop", "app-secrets", &bound, "identity");
+    // The same ciphertext copied into another Secret.
+    bed.put_sealed("shop", "copied", &bound, "identity");
+    let mut broken = bound.clone();
+    broken.replace_range(12..16, "AAAA");
+    bed.put_sealed("shop", "broken", &broken, "identity");
+    bed.put_sealed(
+        "shop",
+        "array",
+        &bed.encrypt(KEY, b"[1,2,3]", Some("shop/array")),
+        "identity",
+    );
+    bed.double
+        .grant("shop", "intruder", Rule::new(&["get"], &["nothing"]));
+
+    let missing = bed.path("no-such-token").display().to_string();
+    let empty = bed.path("empty-token");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.display().to_string();
+    let expired = bed
+        .token_file("shop", "app", "vault", -30)
+        .display()
+        .to_string();
+    let intruder = bed
+        .token_file("shop", "intruder", "vault", 600)
+        .display()
+        .to_string();
+    let intruder_kube = bed.app_kubeconfig("intruder").display().to_string();
+    let not_a_dir = bed.path("plain-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let under_file = not_a_dir.join("agent.sock").display().to_string();
+    let no_dir = bed.path("no/such/dir/agent.sock").display().to_string();
+    let closed = secret_zero_testbed::faults::closed_addr();
+    let ct_file = bed.path("wrong-key-ciphertext");
+    std::fs::write(&ct_file, &bound).unwrap();
+    let ct_file = ct_file.display().to_string();
+
+    let cases: Vec<(&str, Vec<&str>, i32, &str)> = vec![
+        (
+            "token file missing",
+            vec!["--secret", "shop/app-secrets", "--token-file", &missing],
+            3,
+            "cannot read the ServiceAccount token",
+        ),
+        (
+            "token file empty",
+            vec!["--secret", "shop/app-secrets", "--token-file", &empty],
+            3,
+            "is empty",
+        ),
+        (
+            "token expired",
+            vec!["--secret", "shop/app-secrets", "--token-file", &expired],
+            3,
+            "expired",
+        ),
+        (
+            "vault unreachable",
+            vec!["--secret", "shop/app-secrets", "--vault-addr", &closed],
+            6,
+            "cannot connect",
+        ),
+        (
+            "login denied",
+            vec!["--secret", "shop/app-secrets", "--token-file", &intruder],
+            4,
+            "auth/kubernetes/login",
+        ),
+        (
+            "policy denies decrypt",
+            vec!["--secret", "shop/app-secrets", "--role", "no-decrypt"],
+            5,
+            "permission denied on transit/decrypt/shop-app",
+        ),
+        (
+            "flag contradicts annotation",
+            vec!["--secret", "shop/app-secrets", "--transit-key", "plain-key"],
+            3,
+            "contradicts",
+        ),
+        (
+            "wrong transit key",
+            vec!["--ciphertext-file", &ct_file, "--transit-key", "plain-key"],
+            5,
+            "transit/decrypt/plain-key",
+        ),
+        (
+            "corrupted ciphertext",
+            vec!["--secret", "shop/broken"],
+            5,
+            "transit/decrypt/shop-app",
+        ),
+        (
+            "binding mismatch",
+            vec!["--secret", "shop/copied"],
+            5,
+            "binding context",
+        ),
+        (
+            "secret missing",
+            vec!["--secret", "shop/nope"],
+            7,
+            "shop/nope",
+        ),
+        (
+            "data key missing",
+            vec!["--secret", "shop/app-secrets#nokey"],
+            3,
+            "nokey",
+        ),
+        (
+            "kube forbidden",
+            vec![
+                "--secret",
+                "shop/app-secrets",
+                "--kubeconfig",
+                &intruder_kube,
+            ],
+            7,
+            "forbidden",
+        ),
+        (
+            "not a JSON object",
+            vec!["--secret", "shop/array"],
+            3,
+            "not a JSON object",
+        ),
+        (
+            "socket directory missing",
+            vec!["--secret", "shop/app-secrets", "--socket", &no_dir],
+            13,
+            "no/such/dir",
+        ),
+        (
+            "socket parent not a directory",
+            vec!["--secret", "shop/app-secrets", "--socket", &under_file],
+            13,
+            "plain-file",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, extra, want_code, want_text) in &cases {
+        let socket = bed.socket();
+        let mut agent = bed.serve(&socket, extra);
+        let (code, log) = agent.wait_exit();
+        let last = log.trim().lines().last().unwrap_or("").to_string();
+        let ok = code == *want_code
+            && last.starts_with("secret-zero: error:")
+            && last.contains(want_text)
+            && last.contains("hint:");
+        if !ok {
+            failures.push(format!(
+                "{name}: exit {code} (want {want_code}), last line: {last}"
+            ));
+        }
+        assert!(
+            !log.contains("sz-sentinel"),
+            "{name}: plaintext in the log:\n{log}"
+        );
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn a_live_agent_keeps_its_socket() {
+    let bed = Bed::new();
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc_with("x"), Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = bed.socket();
+    let mut first = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    first.wait_ready(&socket);
+    let mut second = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
+    let (code, log) = second.wait_exit();
+    assert_eq!(code, 13, "{log}");
+    // The first agent still serves.
+    assert_eq!(get(&socket, &[]).0, 0);
+}
