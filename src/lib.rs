@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod harden;
 pub mod kube;
+pub mod operator;
 pub mod plaintext;
 pub mod retry;
 pub mod sealed;

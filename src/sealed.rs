@@ -185,6 +185,54 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Sealed, Error> {
     })
 }
 
+/// A new Secret holding `ciphertext`, labelled and annotated as DESIGN §1 describes.
+/// Nothing else goes in: no plaintext, no token.
+pub fn build_secret(
+    secret: &SecretRef,
+    transit: &Transit,
+    ciphertext: &str,
+    format: &str,
+) -> Secret {
+    let mut object = Secret {
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    object.metadata.namespace = Some(secret.namespace.clone());
+    object.metadata.name = Some(secret.name.clone());
+    object.metadata.labels =
+        Some([(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())].into());
+    let binding = if transit.context.is_some() {
+        Binding::Identity
+    } else {
+        Binding::None
+    };
+    object.metadata.annotations = Some(
+        [
+            (ANN_TRANSIT_MOUNT, transit.mount.as_str()),
+            (ANN_TRANSIT_KEY, transit.key.as_str()),
+            (ANN_BINDING, binding.as_str()),
+            (ANN_FORMAT, format),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    set_ciphertext(
+        &mut object,
+        secret.data_key.as_deref().unwrap_or(DATA_KEY),
+        ciphertext,
+    );
+    object
+}
+
+/// Put `ciphertext` under `data_key`, leaving every other field as it is.
+pub fn set_ciphertext(secret: &mut Secret, data_key: &str, ciphertext: &str) {
+    secret.data.get_or_insert_with(Default::default).insert(
+        data_key.to_string(),
+        k8s_openapi::ByteString(ciphertext.as_bytes().to_vec()),
+    );
+}
+
 /// Check that `bytes` hold one `vault:vN:...` ciphertext and return it trimmed.
 pub fn parse_ciphertext(bytes: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "is not text".to_string())?;

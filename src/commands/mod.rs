@@ -2,6 +2,8 @@
 
 mod get;
 mod probe;
+mod rotate;
+mod seal;
 mod serve;
 
 use crate::cli::Command;
@@ -13,5 +15,7 @@ pub async fn run(command: Command) -> Result<i32, Error> {
         Command::Serve(args) => serve::run(*args).await.map(|()| 0),
         Command::Get(args) => get::run(args).await.map(|()| 0),
         Command::Probe(args) => probe::run(args).await,
+        Command::Seal(args) => seal::run(*args).await.map(|()| 0),
+        Command::Rotate(args) => rotate::run(*args).await,
     }
 }

@@ -1,6 +1,9 @@
 //! Secret get/list/create/replace/delete. Writes always carry the `resourceVersion`
 //! that was read, so a concurrent change is a [`KubeError::Conflict`], never lost.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::Secret;
@@ -10,6 +13,8 @@ use super::error::KubeError;
 #[derive(Clone)]
 pub struct Secrets {
     client: kube::Client,
+    /// API requests made through this value and its clones.
+    requests: Arc<AtomicU64>,
 }
 
 fn object(namespace: &str, name: &str) -> String {
@@ -18,10 +23,19 @@ fn object(namespace: &str, name: &str) -> String {
 
 impl Secrets {
     pub fn new(client: kube::Client) -> Secrets {
-        Secrets { client }
+        Secrets {
+            client,
+            requests: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many API requests were made through this value and its clones.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     fn api(&self, namespace: &str) -> Api<Secret> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         Api::namespaced(self.client.clone(), namespace)
     }
 
@@ -42,10 +56,13 @@ impl Secrets {
     ) -> Result<Vec<Secret>, KubeError> {
         let (api, scope) = match namespace {
             Some(ns) => (self.api(ns), format!("secrets in {ns}")),
-            None => (
-                Api::all(self.client.clone()),
-                "secrets in all namespaces".to_string(),
-            ),
+            None => {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                (
+                    Api::all(self.client.clone()),
+                    "secrets in all namespaces".to_string(),
+                )
+            }
         };
         let params = ListParams::default().labels(selector);
         api.list(&params)

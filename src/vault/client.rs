@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -59,6 +60,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     namespace: Option<String>,
+    /// Requests sent by this client and its clones, for reports and benchmarks.
+    requests: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -108,7 +111,13 @@ impl Client {
             http,
             base: config.addr.trim_end_matches('/').to_string(),
             namespace: config.namespace.clone(),
+            requests: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many requests this client (and its clones) has sent.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// The Vault address this client talks to.
@@ -141,6 +150,7 @@ impl Client {
         body: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, VaultError> {
         let url = format!("{}/v1/{}", self.base, path);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self.http.request(method, &url);
         if let Some(token) = token {
             let mut value =

@@ -529,3 +529,69 @@ fn a_live_agent_keeps_its_socket() {
     // The first agent still serves.
     assert_eq!(get(&socket, &[]).0, 0);
 }
+
+#[test]
+fn a_socket_directory_the_agent_cannot_write_is_one_clear_line() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Root writes anywhere, so the agent runs as nobody (uid 65534) here.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("doc.json");
+    std::fs::write(&file, r#"{"a":"b"}"#).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let socket = dir.path().join("agent.sock");
+    let out = std::process::Command::new(bed::BIN)
+        .args(["serve", "--plaintext-file"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim().lines().last().unwrap_or("");
+    assert_eq!(out.status.code(), Some(13), "{stderr}");
+    assert!(
+        last.starts_with("secret-zero: error:") && last.contains(&dir.path().display().to_string()),
+        "{last}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_without_secrets() {
+    let bed = Bed::new();
+    let secret = sentinel();
+    bed.put_sealed(
+        "shop",
+        "app-secrets",
+        &bed.encrypt(KEY, &doc_with(&secret), Some("shop/app-secrets")),
+        "identity",
+    );
+    let socket = bed.socket();
+    let mut agent = bed.serve(
+        &socket,
+        &[
+            "--secret",
+            "shop/app-secrets",
+            "--log-format",
+            "json",
+            "--exit-after-delivery",
+        ],
+    );
+    agent.wait_ready(&socket);
+    assert_eq!(get(&socket, &[]).0, 0);
+    let (code, log) = agent.wait_exit();
+    assert_eq!(code, 0, "{log}");
+    let mut outcomes = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if let Some(outcome) = value.get("outcome") {
+            outcomes.push(outcome.as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(outcomes, ["delivered"], "{log}");
+    assert!(!log.contains(&secret), "{log}");
+}

@@ -8,6 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::SocketSpec;
 
+mod rotate;
+mod seal;
+
+pub use rotate::RotateArgs;
+pub use seal::SealArgs;
+
 /// Secret Zero for Kubernetes: decrypt a Vault Transit ciphertext with the pod's
 /// ServiceAccount identity and hand it to the application once, over a Unix socket.
 #[derive(Debug, Parser)]
@@ -62,6 +68,10 @@ pub enum Command {
     Get(GetArgs),
     /// Exit 0 when the agent is ready or has delivered; never consumes a delivery.
     Probe(ProbeArgs),
+    /// Encrypt a JSON document with Transit into a self-describing Secret.
+    Seal(Box<SealArgs>),
+    /// Rotate a Transit key and rewrap every Secret under it, inside Vault.
+    Rotate(Box<RotateArgs>),
 }
 
 /// Where Vault is. Shared by every command that talks to Vault.
@@ -82,6 +92,31 @@ pub struct VaultArgs {
     /// Timeout of each Vault request.
     #[arg(long, env = "SECRET_ZERO_VAULT_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub vault_timeout: Duration,
+}
+
+impl VaultArgs {
+    /// The client configuration these flags describe.
+    pub fn config(&self, keep_alive: bool) -> crate::vault::VaultConfig {
+        crate::vault::VaultConfig {
+            addr: self.vault_addr.clone(),
+            ca_cert: self.vault_cacert.clone(),
+            namespace: self.vault_namespace.clone(),
+            timeout: self.vault_timeout,
+            keep_alive,
+        }
+    }
+}
+
+/// How an operator or a pipeline authenticates to Vault: a token, or (with `--role`)
+/// the same ServiceAccount login as the agent.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorAuthArgs {
+    /// File holding a Vault token [default: VAULT_TOKEN, then ~/.vault-token]. Ignored with --role.
+    #[arg(long, env = "SECRET_ZERO_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub login: LoginArgs,
 }
 
 /// How the agent logs into Vault with its ServiceAccount token.
