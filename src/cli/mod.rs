@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::SocketSpec;
 
+mod inject;
 mod rotate;
 mod seal;
 
+pub use inject::InjectArgs;
 pub use rotate::RotateArgs;
 pub use seal::SealArgs;
 
@@ -72,6 +74,8 @@ pub enum Command {
     Seal(Box<SealArgs>),
     /// Rotate a Transit key and rewrap every Secret under it, inside Vault.
     Rotate(Box<RotateArgs>),
+    /// Add the secret-zero sidecar to annotated pod templates in YAML.
+    Inject(Box<InjectArgs>),
 }
 
 /// Where Vault is. Shared by every command that talks to Vault.

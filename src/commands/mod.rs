@@ -1,6 +1,7 @@
 //! One file per subcommand; each only wires library pieces together.
 
 mod get;
+mod inject;
 mod probe;
 mod rotate;
 mod seal;
@@ -17,5 +18,6 @@ pub async fn run(command: Command) -> Result<i32, Error> {
         Command::Probe(args) => probe::run(args).await,
         Command::Seal(args) => seal::run(*args).await.map(|()| 0),
         Command::Rotate(args) => rotate::run(*args).await,
+        Command::Inject(args) => inject::run(*args).await.map(|()| 0),
     }
 }
