@@ -16,6 +16,7 @@ pub mod kube;
 pub mod operator;
 pub mod plaintext;
 pub mod retry;
+pub mod seal;
 pub mod sealed;
 pub mod source;
 pub mod vault;

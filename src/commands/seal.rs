@@ -1,8 +1,80 @@
-//! `seal` (issue 4).
+//! `seal` (issue 4): read the document, seal it with Transit, then print the Secret
+//! manifest or apply it to the cluster, verifying the round trip.
 
-use crate::cli::SealArgs;
+use std::io::Write;
+
+use crate::cli::{BindingArg, SealArgs};
 use crate::error::Error;
+use crate::kube::{self, ClusterSource};
+use crate::operator::Session;
+use crate::retry::Backoff;
+use crate::seal::{self, Cluster, Request, Sealer};
+use crate::sealed::Binding;
 
-pub async fn run(_args: SealArgs) -> Result<(), Error> {
-    Err(Error::input("seal is not built yet", "see issue 4"))
+pub async fn run(args: SealArgs) -> Result<(), Error> {
+    let secret = seal::target(&args.namespace, &args.name, &args.data_key)?;
+    // The document first: a bad one costs no login, no Kubernetes call.
+    let document = seal::read_document(&args.from_file, args.input_format)?;
+    seal::check_document_size(&document, &secret)?;
+    let backoff = Backoff::with_timeout(args.retry_timeout);
+    let request = Request {
+        secret,
+        mount: args.transit_mount.clone(),
+        key: args.transit_key.clone(),
+        binding: args.binding.map(|b| match b {
+            BindingArg::Identity => Binding::Identity,
+            BindingArg::None => Binding::None,
+        }),
+        verify: !args.no_verify,
+        backoff,
+    };
+    if !request.verify {
+        tracing::warn!("--no-verify: the sealed Secret is not decrypted to check it");
+    }
+
+    if args.apply {
+        let source = ClusterSource::detect(
+            args.kube.kubeconfig.as_deref(),
+            Some(&args.kube.serviceaccount_dir),
+        );
+        let (client, _) = kube::connect(&source).await?;
+        let cluster = Cluster::new(client);
+        // Read before logging in: a slow or refusing cluster does not eat into a
+        // login token's TTL, and costs no encryption.
+        let current = cluster.read(&request).await?;
+        let session = Session::open(&args.vault, &args.auth, false, backoff).await?;
+        let sealer = Sealer {
+            vault: &session.vault,
+            token: &session.token,
+            request: &request,
+        };
+        let result = seal::apply(&sealer, &cluster, current, &document).await;
+        drop(document);
+        session.close().await;
+        let applied = result?;
+        print(&format!("secret/{} {}\n", args.name, applied.as_str()))
+    } else {
+        let session = Session::open(&args.vault, &args.auth, false, backoff).await?;
+        let sealer = Sealer {
+            vault: &session.vault,
+            token: &session.token,
+            request: &request,
+        };
+        let result = seal::to_manifest(&sealer, &document, args.output).await;
+        drop(document);
+        session.close().await;
+        print(&result?)
+    }
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            Error::input(
+                format!("cannot write to stdout: {e}"),
+                "redirect the output to a file or a pipe that stays open",
+            )
+        })
 }
