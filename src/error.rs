@@ -41,6 +41,12 @@ pub mod exit {
     /// `serve`: the socket cannot be bound (directory missing or read-only, a live
     /// agent already on it).
     pub const SOCKET: i32 = 13;
+    /// `rotate`: some Secrets could not be read, rewrapped or written (each named in
+    /// the log); the others were. Nothing was retired.
+    pub const SECRETS_FAILED: i32 = 14;
+    /// `rotate --retire` refused: some Secret under the key, in some namespace, is
+    /// still behind the latest version (each named in the log). Nothing was retired.
+    pub const RETIRE_REFUSED: i32 = 15;
 }
 
 /// Anything that can stop a secret-zero command.

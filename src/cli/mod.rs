@@ -11,10 +11,12 @@ use crate::agent::SocketSpec;
 mod inject;
 mod rotate;
 mod seal;
+mod webhook;
 
 pub use inject::InjectArgs;
 pub use rotate::RotateArgs;
 pub use seal::SealArgs;
+pub use webhook::WebhookArgs;
 
 /// Secret Zero for Kubernetes: decrypt a Vault Transit ciphertext with the pod's
 /// ServiceAccount identity and hand it to the application once, over a Unix socket.
@@ -54,7 +56,9 @@ Exit codes:
   10  get: this process is not allowed by the agent (403)
   11  get: no delivery left (410)
   12  get/probe: no agent on the socket, or not ready
-  13  serve: the socket cannot be bound";
+  13  serve: the socket cannot be bound
+  14  rotate: some Secrets failed (each named in the log); nothing retired
+  15  rotate --retire: refused, some Secrets still lag (listed in the log)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -76,6 +80,8 @@ pub enum Command {
     Rotate(Box<RotateArgs>),
     /// Add the secret-zero sidecar to annotated pod templates in YAML.
     Inject(Box<InjectArgs>),
+    /// Serve the same injection as a mutating admission webhook.
+    Webhook(Box<WebhookArgs>),
 }
 
 /// Where Vault is. Shared by every command that talks to Vault.

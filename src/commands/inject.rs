@@ -1,8 +1,68 @@
-//! `inject` (issue 6).
+//! `inject`: read Kubernetes YAML, add the agent to annotated pod templates, print it.
+
+use std::io::{Read, Write};
 
 use crate::cli::InjectArgs;
 use crate::error::Error;
+use crate::inject::{Options, inject_yaml};
 
-pub async fn run(_args: InjectArgs) -> Result<(), Error> {
-    Err(Error::input("inject is not built yet", "see issue 6"))
+pub async fn run(args: InjectArgs) -> Result<(), Error> {
+    let mut paths = args.files.clone();
+    paths.extend(args.filename.iter().cloned());
+    if paths.is_empty() {
+        paths.push("-".into());
+    }
+    let mut inputs = Vec::new();
+    for path in &paths {
+        let label = path.display().to_string();
+        let mut bytes = Vec::new();
+        let read = if label == "-" {
+            std::io::stdin().read_to_end(&mut bytes)
+        } else {
+            std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+        };
+        read.map_err(|e| {
+            let what = if label == "-" {
+                "stdin".to_string()
+            } else {
+                label.clone()
+            };
+            Error::input(
+                format!("inject: cannot read {what}: {e}"),
+                "give a readable YAML file, or - for stdin",
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::input(
+                format!("inject: {label} is not UTF-8 text"),
+                "Kubernetes YAML is UTF-8",
+            )
+        })?;
+        inputs.push((label, text));
+    }
+
+    let options = Options {
+        legacy_sidecar: args.legacy_sidecar,
+        image: args.image.clone(),
+        vault_addr: args.vault_addr.clone(),
+        namespace: args.namespace.clone(),
+    };
+    let rendered = inject_yaml(&inputs, &options, args.output)
+        .map_err(|e| Error::input(format!("inject: {e}"), e.hint()))?;
+    for warning in &rendered.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::debug!(pod_templates = rendered.injected, "injected");
+
+    // Nothing is written unless every document could be handled.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(rendered.text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            Error::input(
+                format!("inject: cannot write stdout: {e}"),
+                "check the pipe",
+            )
+        })
 }

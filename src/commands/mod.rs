@@ -6,6 +6,7 @@ mod probe;
 mod rotate;
 mod seal;
 mod serve;
+mod webhook;
 
 use crate::cli::Command;
 use crate::error::Error;
@@ -19,5 +20,6 @@ pub async fn run(command: Command) -> Result<i32, Error> {
         Command::Seal(args) => seal::run(*args).await.map(|()| 0),
         Command::Rotate(args) => rotate::run(*args).await,
         Command::Inject(args) => inject::run(*args).await.map(|()| 0),
+        Command::Webhook(args) => webhook::run(*args).await.map(|()| 0),
     }
 }

