@@ -127,6 +127,9 @@ fn wait_for_the_end() {
             _ = stdin_closed => {}
         }
     });
+    // tokio's stdin reads on a blocking thread that no signal interrupts; a plain drop
+    // of the runtime would wait for it forever.
+    runtime.shutdown_background();
 }
 
 fn stdin_is_pipe() -> bool {
