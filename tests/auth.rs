@@ -113,7 +113,7 @@ async fn kubernetes_auth_refuses_another_service_account() {
 #[tokio::test]
 async fn kubernetes_auth_refuses_an_expired_token() {
     let (bao, double) = kubernetes_bed();
-    let jwt = double.issue_token("shop", "app", &["vault"], -60);
+    let jwt = double.issue_token("shop", "app", &["vault"], -3600);
     let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
         .await
         .unwrap_err();
@@ -191,7 +191,7 @@ async fn jwt_auth_through_jwks_accepts_and_refuses_like_kubernetes() {
 
     for jwt in [
         double.issue_token("shop", "other", &["vault"], 600),
-        double.issue_token("shop", "app", &["vault"], -120),
+        double.issue_token("shop", "app", &["vault"], -3600),
         double.issue_token("shop", "app", &["not-vault"], 600),
     ] {
         let err = login_err(&bao, &jwt).await;
@@ -209,7 +209,7 @@ async fn jwt_auth_with_the_public_key_accepts_and_refuses() {
     stranger.create_service_account("shop", "app");
     for jwt in [
         double.issue_token("shop", "other", &["vault"], 600),
-        double.issue_token("shop", "app", &["vault"], -120),
+        double.issue_token("shop", "app", &["vault"], -3600),
         double.issue_token("shop", "app", &["not-vault"], 600),
         stranger.issue_token("shop", "app", &["vault"], 600),
     ] {
