@@ -6,8 +6,9 @@
 use secrecy::SecretString;
 use secret_zero::error::{Error, exit};
 use secret_zero::vault::{AuthMethod, Client, VaultConfig, VaultError};
-use secret_zero_testbed::kube_double::{KubeDouble, Rule};
+use secret_zero_testbed::kube_double::KubeDouble;
 use secret_zero_testbed::openbao::OpenBao;
+use secret_zero_testbed::wiring;
 use serde_json::json;
 
 fn client(addr: &str) -> Client {
@@ -26,40 +27,14 @@ fn kubernetes_bed() -> (OpenBao, KubeDouble) {
     let double = KubeDouble::start();
     double.create_service_account("shop", "app");
     double.create_service_account("shop", "other");
-    double.create_service_account("vault", "reviewer");
-    double.grant(
-        "vault",
-        "reviewer",
-        Rule::new(&["create"], &["tokenreviews"]).cluster_wide(),
-    );
-    let reviewer = double.issue_token("vault", "reviewer", &[&double.issuer()], 3600);
 
     let bao = OpenBao::start();
     bao.write_policy(
         "shop-app",
         r#"path "transit/decrypt/shop-app" { capabilities = ["update"] }"#,
     );
-    bao.enable_auth("kubernetes", "kubernetes");
-    bao.write(
-        "auth/kubernetes/config",
-        json!({
-            "kubernetes_host": double.url(),
-            "kubernetes_ca_cert": double.ca_pem(),
-            "token_reviewer_jwt": reviewer,
-            "disable_local_ca_jwt": true,
-        }),
-    );
-    bao.write(
-        "auth/kubernetes/role/shop-app",
-        json!({
-            "bound_service_account_names": ["app"],
-            "bound_service_account_namespaces": ["shop"],
-            "audience": "vault",
-            "token_policies": ["shop-app"],
-            "token_ttl": "10s",
-            "token_num_uses": 3,
-        }),
-    );
+    wiring::kubernetes_auth(&bao, &double);
+    wiring::kubernetes_role(&bao, "shop-app", "shop", "app", &["shop-app"]);
     (bao, double)
 }
 

@@ -5,11 +5,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
 use secret_zero_testbed::openbao::OpenBao;
+use secret_zero_testbed::process::Agent;
+use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
@@ -78,21 +79,15 @@ impl Bed {
     /// and role `sealer` for shop/sealer (a pipeline).
     pub fn new() -> Bed {
         let double = KubeDouble::start();
-        for (ns, sa) in [("shop", "app"), ("shop", "sealer"), ("vault", "reviewer")] {
+        for (ns, sa) in [("shop", "app"), ("shop", "sealer")] {
             double.create_service_account(ns, sa);
         }
-        double.grant(
-            "vault",
-            "reviewer",
-            Rule::new(&["create"], &["tokenreviews"]).cluster_wide(),
-        );
         double.grant("shop", "app", Rule::new(&["get"], &["secrets"]));
         double.grant(
             "shop",
             "sealer",
             Rule::new(&["get", "create", "update", "delete"], &["secrets"]),
         );
-        let reviewer = double.issue_token("vault", "reviewer", &[&double.issuer()], 3600);
 
         let bao = OpenBao::start();
         bao.enable_transit("transit");
@@ -106,16 +101,7 @@ impl Bed {
             r#"path "transit/decrypt/shop-app" { capabilities = ["update"] }
 path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
         );
-        bao.enable_auth("kubernetes", "kubernetes");
-        bao.write(
-            "auth/kubernetes/config",
-            json!({
-                "kubernetes_host": double.url(),
-                "kubernetes_ca_cert": double.ca_pem(),
-                "token_reviewer_jwt": reviewer,
-                "disable_local_ca_jwt": true,
-            }),
-        );
+        wiring::kubernetes_auth(&bao, &double);
         for (role, sa, policy) in [("shop-app", "app", "app"), ("sealer", "sealer", "sealer")] {
             bao.write(
                 &format!("auth/kubernetes/role/{role}"),
@@ -336,7 +322,7 @@ path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
             secret,
         ];
         args.extend_from_slice(extra);
-        let mut agent = Agent::spawn(&args, self.dir.path());
+        let mut agent = Agent::spawn(Path::new(BIN), &args, self.dir.path());
         agent.wait_ready(&socket);
         let out = Command::new(BIN)
             .args(["get", "--socket", &socket])
@@ -401,61 +387,4 @@ pub fn without_version(mut secret: Value) -> Value {
         .unwrap()
         .remove("resourceVersion");
     secret
-}
-
-/// A running `secret-zero serve`; killed on drop.
-pub struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn spawn(args: &[&str], dir: &Path) -> Agent {
-        let log = dir.join(format!("agent-{}.log", fastrand::u32(..)));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .args(args)
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("run secret-zero serve");
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self, socket: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {status} before ready:\n{}", self.log());
-            }
-            let probe = Command::new(BIN)
-                .args(["probe", "--socket", socket])
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            if probe.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent not ready after 20 s:\n{}", self.log());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- agent log ----\n{}", self.log());
-        }
-    }
 }

@@ -2,12 +2,12 @@
 //! Kubernetes API double, and the `secret-zero` binary run as a process.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
 use secret_zero_testbed::openbao::OpenBao;
+use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
@@ -27,14 +27,7 @@ impl Bed {
         let double = KubeDouble::start();
         double.create_service_account("shop", "app");
         double.create_service_account("shop", "intruder");
-        double.create_service_account("vault", "reviewer");
-        double.grant(
-            "vault",
-            "reviewer",
-            Rule::new(&["create"], &["tokenreviews"]).cluster_wide(),
-        );
         double.grant("shop", "app", Rule::new(&["get"], &["secrets"]));
-        let reviewer = double.issue_token("vault", "reviewer", &[&double.issuer()], 3600);
 
         let bao = OpenBao::start();
         bao.enable_transit("transit");
@@ -49,29 +42,9 @@ path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
             "nothing",
             r#"path "sys/nothing" { capabilities = ["read"] }"#,
         );
-        bao.enable_auth("kubernetes", "kubernetes");
-        bao.write(
-            "auth/kubernetes/config",
-            json!({
-                "kubernetes_host": double.url(),
-                "kubernetes_ca_cert": double.ca_pem(),
-                "token_reviewer_jwt": reviewer,
-                "disable_local_ca_jwt": true,
-            }),
-        );
-        for (role, policy) in [("shop-app", "app"), ("no-decrypt", "nothing")] {
-            bao.write(
-                &format!("auth/kubernetes/role/{role}"),
-                json!({
-                    "bound_service_account_names": ["app"],
-                    "bound_service_account_namespaces": ["shop"],
-                    "audience": "vault",
-                    "token_policies": [policy],
-                    "token_ttl": "10s",
-                    "token_num_uses": 3,
-                }),
-            );
-        }
+        wiring::kubernetes_auth(&bao, &double);
+        wiring::kubernetes_role(&bao, "shop-app", "shop", "app", &["app"]);
+        wiring::kubernetes_role(&bao, "no-decrypt", "shop", "app", &["nothing"]);
         bao.enable_auth("jwt", "jwt");
         bao.write(
             "auth/jwt/config",
@@ -173,7 +146,7 @@ path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
             "2s".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Agent::spawn(&args, self.dir.path())
+        spawn_agent(&args, self.dir.path())
     }
 
     pub fn socket(&self) -> String {
@@ -187,74 +160,11 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A running `secret-zero serve`; killed on drop.
-pub struct Agent {
-    pub child: Child,
-    pub log: PathBuf,
-}
+pub use secret_zero_testbed::process::Agent;
 
-impl Agent {
-    pub fn spawn(args: &[String], dir: &Path) -> Agent {
-        let log = dir.join(format!("agent-{}.log", fastrand::u32(..)));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .args(args)
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("VAULT_CACERT")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("run secret-zero");
-        Agent { child, log }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait until `probe` says ready; panics with the log if the agent exits first.
-    pub fn wait_ready(&mut self, socket: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {status} before ready:\n{}", self.log());
-            }
-            if run(&["probe", "--socket", socket]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent not ready after 20 s:\n{}", self.log());
-    }
-
-    /// Wait for the agent to exit; returns its exit code and log.
-    pub fn wait_exit(&mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code().unwrap_or(-1), self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent still running after 30 s:\n{}", self.log());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- agent log ----\n{}", self.log());
-        }
-    }
+/// Run the `secret-zero` binary with `args` as an agent.
+pub fn spawn_agent(args: &[String], dir: &Path) -> Agent {
+    Agent::spawn(Path::new(BIN), args, dir)
 }
 
 /// Run the binary to completion.

@@ -330,7 +330,7 @@ fn the_development_source_serves_yaml_and_says_it_is_not_secret_zero() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut agent = bed::Agent::spawn(&args, dir.path());
+    let mut agent = bed::spawn_agent(&args, dir.path());
     agent.wait_ready(&socket);
     let (code, out, err) = get(&socket, &[]);
     assert_eq!(code, 0, "{err}");

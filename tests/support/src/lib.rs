@@ -8,4 +8,6 @@ pub mod certs;
 pub mod faults;
 pub mod kube_double;
 pub mod openbao;
+pub mod process;
 pub mod tools;
+pub mod wiring;
