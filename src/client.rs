@@ -52,6 +52,8 @@ impl FetchFormat {
 pub struct Document {
     bytes: Zeroizing<Vec<u8>>,
     content_type: String,
+    /// Where it came from, for error messages.
+    socket: String,
 }
 
 impl Document {
@@ -69,6 +71,36 @@ impl Document {
     /// its JSON text.
     pub fn key(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, FormatError> {
         format::key_value(&self.bytes, name)
+    }
+
+    /// The names of the top-level keys of a JSON document, sorted, without their
+    /// values: what an application can log to show what it received.
+    pub fn keys(&self) -> Result<Vec<String>, FormatError> {
+        let first = self.bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(FormatError::NotObject);
+        }
+        serde_json::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(
+            &self.bytes,
+        )
+        .map(|map| map.into_keys().collect())
+        // serde_json's message could quote a value: keep the position only.
+        .map_err(|e| FormatError::NotJson(format!("line {}, column {}", e.line(), e.column())))
+    }
+
+    /// Deserialize the JSON document into the application's own type. The copies `T`
+    /// holds are the application's to wipe (e.g. `secrecy::SecretString` fields or
+    /// `zeroize::Zeroizing`); this `Document` still wipes its own bytes on drop.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ClientError> {
+        serde_json::from_slice(&self.bytes).map_err(|e| ClientError::BadAnswer {
+            socket: self.socket.clone(),
+            reason: format!(
+                "the document does not have the expected shape (line {}, column {}: {:?})",
+                e.line(),
+                e.column(),
+                e.classify()
+            ),
+        })
     }
 
     /// The bytes as a [`Plaintext`], without copying them.
@@ -137,6 +169,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The documented exit code for this failure (the same as `secret-zero get`).
     pub fn exit_code(&self) -> i32 {
         match self {
             ClientError::Refused { .. } => exit::AGENT_REFUSED,
@@ -151,6 +184,7 @@ impl ClientError {
         }
     }
 
+    /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
             ClientError::Refused { hint, .. }
@@ -167,6 +201,30 @@ impl ClientError {
             }
         }
     }
+}
+
+/// The environment variable naming the agent's socket, the same one `get` reads.
+pub const SOCKET_ENV: &str = "SECRET_ZERO_SOCKET";
+
+/// The socket an application should use: `SECRET_ZERO_SOCKET` (a path or `@NAME`) when
+/// set and not empty, else `/run/secret-zero/agent.sock`.
+pub fn socket_from_env() -> Result<SocketSpec, crate::Error> {
+    match std::env::var(SOCKET_ENV) {
+        Ok(value) if !value.is_empty() => value.parse(),
+        _ => Ok(SocketSpec::default()),
+    }
+}
+
+/// Read the JSON document once from `socket`: the one call most applications need.
+/// Errors are typed: [`ClientError::Refused`] (403), [`ClientError::Gone`] (410),
+/// [`ClientError::Unreachable`] (no agent), each with [`ClientError::exit_code`].
+pub async fn fetch_json(socket: &SocketSpec) -> Result<Document, ClientError> {
+    fetch(socket, FetchFormat::Json).await
+}
+
+/// [`fetch_json`] without a runtime.
+pub fn fetch_json_blocking(socket: &SocketSpec) -> Result<Document, ClientError> {
+    fetch_blocking(socket, FetchFormat::Json)
 }
 
 /// Fetch the document once (this consumes a delivery when it succeeds).
@@ -200,6 +258,7 @@ fn document(socket: &SocketSpec, answer: Answer) -> Result<Document, ClientError
         return Err(refusal(socket, &answer));
     }
     Ok(Document {
+        socket: socket.to_string(),
         content_type: answer.content_type,
         bytes: answer.body.into_inner(),
     })

@@ -1,9 +1,14 @@
 //! Where the agent's plaintext comes from: Vault Transit (the product), or a plaintext
-//! file (development only, and it says so loudly).
+//! file, environment, or plain Kubernetes Secret/ConfigMap (development and migration
+//! only, in [`dev`], and each says so loudly).
 //!
 //! Each [`VaultSource::fetch`] is a whole, fresh cycle: read the ciphertext, read the
 //! ServiceAccount token file, log in, decrypt, revoke. Nothing survives between two
 //! fetches but configuration (DESIGN §2.3, §2.4).
+
+mod dev;
+
+pub use dev::{KubeObjectKind, PlaintextEnvSource, PlaintextKubeSource, parse_env, read_env_file};
 
 use std::path::{Path, PathBuf};
 

@@ -222,6 +222,26 @@ pub struct ServeArgs {
     #[arg(long, env = "SECRET_ZERO_PLAINTEXT_FILE", group = "source")]
     pub plaintext_file: Option<PathBuf>,
 
+    /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: a JSON or YAML file mapping document keys to
+    /// environment variable names (the old ENVIRONMENT source); values from the agent's environment.
+    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_ENV", group = "source")]
+    pub plaintext_env: Option<PathBuf>,
+
+    /// With --plaintext-env: a dotenv file for the variables the environment does not set
+    /// (the environment wins, as with the old tool).
+    #[arg(long, env = "SECRET_ZERO_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: serve every key of this plain Secret,
+    /// NAMESPACE/NAME (or NAMESPACE/NAME#KEY: that key's JSON/YAML value as the document).
+    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_SECRET", group = "source")]
+    pub plaintext_secret: Option<String>,
+
+    /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: serve every key of this ConfigMap,
+    /// NAMESPACE/NAME (or NAMESPACE/NAME#KEY: that key's JSON/YAML value as the document).
+    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_CONFIGMAP", group = "source")]
+    pub plaintext_configmap: Option<String>,
+
     #[command(flatten)]
     pub transit: TransitArgs,
 

@@ -11,7 +11,10 @@ use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
 use crate::retry::Backoff;
 use crate::sealed::{Binding, SecretRef, TransitFlags};
-use crate::source::{CiphertextAt, Fetched, LoginSpec, PlaintextFileSource, Shape, VaultSource};
+use crate::source::{
+    CiphertextAt, Fetched, KubeObjectKind, LoginSpec, PlaintextEnvSource, PlaintextFileSource,
+    PlaintextKubeSource, Shape, VaultSource,
+};
 use crate::vault::{self, AuthMethod, VaultConfig};
 
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
@@ -94,11 +97,14 @@ async fn shutdown_signal() {
     }
 }
 
-/// The agent's source of plaintext, Vault or (development) a file.
+/// The agent's source of plaintext: Vault, or (development and migration) a file, the
+/// environment, or a plain Secret or ConfigMap.
 #[derive(Clone)]
 enum AnySource {
     Vault(Arc<VaultSource>),
     File(Arc<PlaintextFileSource>),
+    Env(Arc<PlaintextEnvSource>),
+    Kube(Arc<PlaintextKubeSource>),
 }
 
 impl AnySource {
@@ -106,6 +112,8 @@ impl AnySource {
         match self {
             AnySource::Vault(source) => source.fetch().await,
             AnySource::File(source) => source.fetch(),
+            AnySource::Env(source) => source.fetch(),
+            AnySource::Kube(source) => source.fetch().await,
         }
     }
 }
@@ -121,6 +129,12 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         ServeFormat::Json => Shape::JsonObject,
         ServeFormat::Raw => Shape::Raw,
     };
+    if args.env_file.is_some() && args.plaintext_env.is_none() {
+        return Err(Error::input(
+            "--env-file goes with --plaintext-env",
+            "name the definition file with --plaintext-env, or drop --env-file",
+        ));
+    }
     if let Some(path) = &args.plaintext_file {
         tracing::warn!(
             file = %path.display(),
@@ -129,6 +143,42 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         return Ok(AnySource::File(Arc::new(PlaintextFileSource {
             path: path.clone(),
             shape,
+        })));
+    }
+
+    if let Some(definition) = &args.plaintext_env {
+        tracing::warn!(
+            definition = %definition.display(),
+            env_file = args.env_file.as_ref().map(|p| p.display().to_string()),
+            "MIGRATION SOURCE: serving plaintext from environment variables; this is NOT Secret Zero (the secret sits in the environment or a .env file). Move to --secret with a sealed ciphertext"
+        );
+        return Ok(AnySource::Env(Arc::new(PlaintextEnvSource {
+            definition: definition.clone(),
+            env_file: args.env_file.clone(),
+        })));
+    }
+    let plain_kube = match (&args.plaintext_secret, &args.plaintext_configmap) {
+        (Some(object), _) => Some((KubeObjectKind::Secret, object)),
+        (None, Some(object)) => Some((KubeObjectKind::ConfigMap, object)),
+        (None, None) => None,
+    };
+    if let Some((kind, object)) = plain_kube {
+        let kind_name = match kind {
+            KubeObjectKind::Secret => "a plain Kubernetes Secret",
+            KubeObjectKind::ConfigMap => "a ConfigMap",
+        };
+        tracing::warn!(
+            object = %object,
+            "MIGRATION SOURCE: serving the plaintext of {kind_name}; this is NOT Secret Zero (the secret sits in etcd, readable by anyone who can read the object). Seal it with `secret-zero seal` and use --secret"
+        );
+        return Ok(AnySource::Kube(Arc::new(PlaintextKubeSource {
+            kind,
+            object: SecretRef::parse(object)?,
+            cluster: ClusterSource::detect(
+                args.kube.kubeconfig.as_deref(),
+                Some(&args.kube.serviceaccount_dir),
+            ),
+            backoff: Backoff::with_timeout(args.retry_timeout),
         })));
     }
 
@@ -154,7 +204,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         },
         _ => {
             return Err(Error::input(
-                "serve needs one source: --secret, --ciphertext-file or --plaintext-file",
+                "serve needs one source: --secret, --ciphertext-file, or (development and migration) --plaintext-file, --plaintext-env, --plaintext-secret or --plaintext-configmap",
                 "in a pod, --secret NAMESPACE/NAME reads the ciphertext Secret",
             ));
         }

@@ -1,11 +1,14 @@
 //! Kubernetes access: where the API is (in-cluster or kubeconfig) and the Secret
-//! operations secret-zero needs, with `resourceVersion` on every write.
+//! operations secret-zero needs, with `resourceVersion` on every write; ConfigMap reads
+//! for the development source.
 
 mod config;
+mod configmaps;
 mod error;
 mod secrets;
 
 pub use config::{ClusterSource, DEFAULT_SERVICEACCOUNT_DIR, connect};
+pub use configmaps::{ConfigMap, ConfigMaps};
 pub use error::KubeError;
 pub use secrets::Secrets;
 

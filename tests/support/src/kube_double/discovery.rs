@@ -37,6 +37,14 @@ pub(crate) fn core_v1() -> Value {
         "groupVersion": "v1",
         "resources": [
             {
+                "name": "configmaps",
+                "singularName": "configmap",
+                "namespaced": true,
+                "kind": "ConfigMap",
+                "verbs": ["create", "delete", "get"],
+                "shortNames": ["cm"],
+            },
+            {
                 "name": "namespaces",
                 "singularName": "namespace",
                 "namespaced": false,

@@ -8,6 +8,7 @@
 //! - core/v1 Secrets: get, list (per namespace and `/api/v1/secrets`, label and field
 //!   selectors, `limit`/`continue`), create, update (409 on a stale
 //!   `resourceVersion`), merge/strategic-merge patch, delete; Tables for kubectl;
+//! - core/v1 ConfigMaps: get, create, delete (the `--plaintext-configmap` source);
 //! - core/v1 ServiceAccounts (create/get/list/delete) and TokenRequest
 //!   (`serviceaccounts/NAME/token`); Namespaces (get/list; they appear on first use);
 //! - TokenReview, OIDC discovery and JWKS (public, as with `--anonymous-auth` limited
@@ -31,6 +32,7 @@ mod backdoor;
 mod certs;
 mod client;
 mod clock;
+mod configmaps;
 mod decode;
 mod discovery;
 mod http;
@@ -213,6 +215,41 @@ impl KubeDouble {
         let stored = cluster.commit(old.as_ref(), new);
         cluster.secrets.insert(key, stored.clone());
         stored
+    }
+
+    /// Test back door: creates or replaces a ConfigMap as the API would store it
+    /// (`data` strings, `binaryData` base64; uid, creationTimestamp and resourceVersion
+    /// maintained). The namespace defaults to `default`. Panics on a ConfigMap the API
+    /// would reject.
+    pub fn put_configmap(&self, configmap: Value) -> Value {
+        let ns = configmap["metadata"]["namespace"]
+            .as_str()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        let new = configmaps::from_client(configmap, &ns).unwrap_or_else(|e| {
+            panic!(
+                "kube double: put_configmap: the API would reject this ConfigMap: {}",
+                String::from_utf8_lossy(&e.body)
+            )
+        });
+        let name = new["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let key = (ns.clone(), name);
+        let mut cluster = self.double.cluster();
+        cluster.ensure_namespace(&ns);
+        let old = cluster.configmaps.get(&key).cloned();
+        let stored = cluster.commit(old.as_ref(), new);
+        cluster.configmaps.insert(key, stored.clone());
+        stored
+    }
+
+    /// Test back door: the stored ConfigMap, as `GET` would return it.
+    pub fn configmap(&self, ns: &str, name: &str) -> Option<Value> {
+        self.double
+            .cluster()
+            .configmaps
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Test back door: the stored Secret, as `GET` would return it.

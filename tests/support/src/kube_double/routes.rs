@@ -4,6 +4,7 @@
 
 use super::authn::{self, User};
 use super::backdoor;
+use super::configmaps;
 use super::discovery;
 use super::http::{ApiRequest, ApiResponse};
 use super::namespaces;
@@ -51,6 +52,7 @@ pub(crate) fn respond(double: &Double, req: &ApiRequest) -> ApiResponse {
     }
     match (attrs.group, attrs.resource.as_str()) {
         ("", "secrets") => secrets::handle(&mut cluster, req, &attrs),
+        ("", "configmaps") => configmaps::handle(&mut cluster, req, &attrs),
         ("", "serviceaccounts") => serviceaccounts::handle(double, &mut cluster, req, &attrs),
         ("", "namespaces") => namespaces::handle(&cluster, req, &attrs),
         (AUTHENTICATION_GROUP, "tokenreviews") if attrs.verb == "create" => {
@@ -133,7 +135,7 @@ fn resource_attributes(req: &ApiRequest) -> Option<Attributes> {
         _ => return None,
     };
     let namespaced = match (group, resource) {
-        ("", "secrets" | "serviceaccounts") => true,
+        ("", "secrets" | "configmaps" | "serviceaccounts") => true,
         ("", "namespaces") | (AUTHENTICATION_GROUP, "tokenreviews") => false,
         _ => return None,
     };

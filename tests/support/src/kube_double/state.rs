@@ -55,6 +55,7 @@ pub(crate) struct Cluster {
     resource_version: u64,
     pub namespaces: BTreeMap<String, Value>,
     pub secrets: Objects,
+    pub configmaps: Objects,
     pub service_accounts: Objects,
     pub grants: Vec<Grant>,
     /// `"VERB PATH"` of every API request served.
@@ -67,6 +68,7 @@ impl Cluster {
             resource_version: 0,
             namespaces: BTreeMap::new(),
             secrets: Objects::new(),
+            configmaps: Objects::new(),
             service_accounts: Objects::new(),
             grants: Vec::new(),
             log: Vec::new(),

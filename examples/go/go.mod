@@ -1,0 +1,3 @@
+module example.com/secret-zero-read-secret
+
+go 1.19
