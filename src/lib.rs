@@ -22,6 +22,7 @@ pub mod seal;
 pub mod sealed;
 pub mod source;
 pub mod vault;
+pub mod webhook;
 
 pub use error::Error;
 pub use plaintext::Plaintext;

@@ -1,7 +1,55 @@
 //! Flags of `webhook` (issue 7).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use clap::Args;
 
-/// `secret-zero webhook`.
+/// `secret-zero webhook`: serve the injection of `secret-zero inject` as a mutating
+/// admission webhook (admission.k8s.io/v1) over HTTPS: POST /mutate, GET /healthz,
+/// GET /readyz.
+///
+/// Pods annotated `secret-zero.dev/inject: "true"` get the agent, by the same code as
+/// `inject`; others pass untouched. The certificate files are re-read when they change.
 #[derive(Debug, Args)]
-pub struct WebhookArgs {}
+pub struct WebhookArgs {
+    /// PEM certificate chain, leaf first (cert-manager's tls.crt).
+    #[arg(long, env = "SECRET_ZERO_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: PathBuf,
+
+    /// PEM private key of the certificate (cert-manager's tls.key).
+    #[arg(long, env = "SECRET_ZERO_TLS_KEY", value_name = "PATH")]
+    pub tls_key: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "SECRET_ZERO_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "SECRET_ZERO_TLS_RELOAD_INTERVAL", value_parser = super::duration, default_value = "2s")]
+    pub tls_reload_interval: Duration,
+
+    /// Larger request bodies are refused with 413 (the API server's own limit is 3 MiB).
+    #[arg(long, env = "SECRET_ZERO_MAX_REQUEST_BYTES", default_value_t = crate::webhook::DEFAULT_MAX_BODY_BYTES)]
+    pub max_request_bytes: usize,
+
+    /// After SIGTERM, keep serving this long with /readyz failing, so that endpoints
+    /// drop this pod before it stops listening.
+    #[arg(long, env = "SECRET_ZERO_DRAIN_DELAY", value_parser = super::duration, default_value = "3s")]
+    pub drain_delay: Duration,
+
+    /// Put the agent in `containers` instead of as a native sidecar (an init container
+    /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
+    #[arg(long, env = "SECRET_ZERO_LEGACY_SIDECAR")]
+    pub legacy_sidecar: bool,
+
+    /// Agent image for pods without secret-zero.dev/image.
+    #[arg(long, env = "SECRET_ZERO_INJECT_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
+    pub image: String,
+
+    /// Vault address for pods without secret-zero.dev/vault-addr. (Not read from
+    /// VAULT_ADDR on purpose, as with inject.)
+    #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+}

@@ -1,8 +1,56 @@
-//! `webhook` (issue 7).
+//! `webhook`: serve the injection as a mutating admission webhook until SIGTERM.
 
 use crate::cli::WebhookArgs;
 use crate::error::Error;
+use crate::inject::Options;
+use crate::webhook::{CertFiles, Config, Server};
 
-pub async fn run(_args: WebhookArgs) -> Result<(), Error> {
-    Err(Error::input("webhook is not built yet", "see issue 7"))
+pub async fn run(args: WebhookArgs) -> Result<(), Error> {
+    let config = Config {
+        listen: args.listen,
+        tls: CertFiles {
+            cert: args.tls_cert,
+            key: args.tls_key,
+        },
+        reload_interval: args.tls_reload_interval,
+        max_body_bytes: args.max_request_bytes,
+        drain_delay: args.drain_delay,
+        options: Options {
+            legacy_sidecar: args.legacy_sidecar,
+            image: args.image,
+            vault_addr: args.vault_addr,
+            namespace: None,
+        },
+    };
+    let server = Server::bind(config)
+        .await
+        .map_err(|e| Error::input(e.to_string(), e.hint()))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("webhook: no local address: {e}")))?;
+    tracing::info!(
+        "webhook: listening on https://{addr} (POST /mutate, GET /healthz, GET /readyz)"
+    );
+    server.run(terminated()).await;
+    Ok(())
+}
+
+/// SIGTERM (kubelet) or SIGINT (a terminal).
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("webhook: cannot watch signals; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
 }

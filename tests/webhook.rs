@@ -1,0 +1,785 @@
+//! `secret-zero webhook` (issue 7): real AdmissionReview bodies over real TLS.
+//!
+//! The server runs in-process on a free port (one test runs the binary); the client
+//! is tokio-rustls with a hand-written HTTP/1.1 request, so each test chooses exactly
+//! which CA it trusts and how many requests fly at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use secret_zero::inject::{Options, STATUS, inject_object};
+use secret_zero::webhook::{CertFiles, Config, DEFAULT_MAX_BODY_BYTES, Server};
+use secret_zero_testbed::certs::{ServerCert, TestCa};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook");
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join(name)).expect("fixture");
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+/// The webhook's injection defaults in these tests.
+fn options() -> Options {
+    Options {
+        image: "registry.example/secret-zero:test".into(),
+        ..Options::default()
+    }
+}
+
+/// A running in-process webhook and the files it serves from.
+struct Webhook {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Webhook {
+    async fn start(cert: &ServerCert) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
+        write_cert(dir.path(), cert);
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: CertFiles {
+                cert: dir.path().join("tls.crt"),
+                key: dir.path().join("tls.key"),
+            },
+            reload_interval: Duration::from_millis(100),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            drain_delay: Duration::ZERO,
+            options: options(),
+        };
+        let server = Server::bind(config).await.expect("webhook starts");
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Webhook {
+            addr,
+            dir,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), self.done.take().unwrap())
+            .await
+            .expect("webhook stops")
+            .unwrap();
+    }
+}
+
+/// Replace the files the way kubelet does for a Secret volume: write aside, rename.
+fn write_cert(dir: &Path, cert: &ServerCert) {
+    for (name, text) in [("tls.crt", &cert.chain_pem), ("tls.key", &cert.key_pem)] {
+        let aside = dir.join(format!(".{name}.new"));
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, dir.join(name)).unwrap();
+    }
+}
+
+fn client(cas: &[&TestCa]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        for cert in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// One HTTP/1.1 request on a fresh TLS connection: `(status, body)`.
+async fn request(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    tls.write_all(&message).await?;
+    tls.flush().await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP head in the answer"))?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok((status, answer[split + 4..].to_vec()))
+}
+
+/// POST a review and return the response part of the answer.
+async fn mutate(connector: &tokio_rustls::TlsConnector, addr: SocketAddr, review: &Value) -> Value {
+    let (status, body) = request(
+        connector,
+        addr,
+        "POST",
+        "/mutate",
+        &serde_json::to_vec(review).unwrap(),
+    )
+    .await
+    .expect("the webhook answers");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(answer["response"]["uid"], review["request"]["uid"]);
+    answer["response"].clone()
+}
+
+/// The object after the response's patch, as the API server would apply it.
+fn patched(review: &Value, response: &Value) -> Value {
+    let mut object = review["request"]["object"].clone();
+    if let Some(patch) = response.get("patch") {
+        assert_eq!(response["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch.as_str().unwrap())
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut object, &patch).expect("the patch applies");
+    }
+    object
+}
+
+/// What `secret-zero inject -o json` (the binary, the other door) makes of `object`.
+fn inject_cli(object: &Value, namespace: &str) -> Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-zero"))
+        .args(["inject", "-o", "json", "-n", namespace])
+        .args(["--image", "registry.example/secret-zero:test"])
+        .env_remove("SECRET_ZERO_INJECT_VAULT_ADDR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("secret-zero inject runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(object).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "inject failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("inject prints JSON")
+}
+
+fn init_container<'a>(pod_spec: &'a Value, name: &str) -> &'a Value {
+    pod_spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no init container {name}"))
+}
+
+fn with_uid(mut review: Value, uid: &str) -> Value {
+    review["request"]["uid"] = json!(uid);
+    review
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_create_is_patched_into_exactly_what_inject_makes() {
+    let ca = TestCa::new("webhook test CA");
+    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
+    let connector = client(&[&ca]);
+
+    let review = fixture("pod-create.json");
+    let response = mutate(&connector, webhook.addr, &review).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(response.get("patch").is_some(), "{response}");
+    let got = patched(&review, &response);
+
+    let mut want = review["request"]["object"].clone();
+    inject_object(
+        &mut want,
+        &Options {
+            namespace: Some("shop".into()),
+            ..options()
+        },
+        "pod",
+    )
+    .unwrap();
+    assert_eq!(got, want, "the webhook and the library disagree");
+    assert_eq!(
+        got,
+        inject_cli(&review["request"]["object"], "shop"),
+        "the webhook and `secret-zero inject` disagree"
+    );
+    assert_eq!(got["metadata"]["annotations"][STATUS], "injected");
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_of_a_deployment_gets_the_agent_of_the_injected_template() {
+    let ca = TestCa::new("webhook test CA");
+    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
+    let connector = client(&[&ca]);
+
+    // As the API server sends it for a ReplicaSet's pod: generateName, ownerReferences,
+    // no name, defaults filled in, the ServiceAccount volume already added.
+    let review = fixture("replicaset-pod-create.json");
+    assert!(
+        review["request"]["object"]["metadata"]
+            .get("name")
+            .is_none()
+    );
+    let response = mutate(&connector, webhook.addr, &review).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let got = patched(&review, &response);
+    assert_eq!(got, inject_cli(&review["request"]["object"], "shop"));
+    assert_eq!(
+        got["metadata"]["ownerReferences"],
+        review["request"]["object"]["metadata"]["ownerReferences"]
+    );
+
+    // `inject` on the Deployment file and the webhook on its pod add the same agent.
+    let deployment = inject_cli(&fixture("deployment.json"), "shop");
+    let template = &deployment["spec"]["template"];
+    assert_eq!(
+        init_container(&got["spec"], "secret-zero"),
+        init_container(&template["spec"], "secret-zero")
+    );
+    assert_eq!(
+        got["metadata"]["annotations"],
+        template["metadata"]["annotations"]
+    );
+    for volume in template["spec"]["volumes"].as_array().unwrap() {
+        assert!(
+            got["spec"]["volumes"].as_array().unwrap().contains(volume),
+            "the pod lacks the template's volume {volume}"
+        );
+    }
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_in_bad_annotations_reinvocation_and_dry_run() {
+    let ca = TestCa::new("webhook test CA");
+    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
+    let connector = client(&[&ca]);
+    let review = fixture("pod-create.json");
+
+    // Not opted in: allowed, untouched.
+    let mut plain = with_uid(review.clone(), "uid-plain");
+    plain["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secret-zero.dev/inject");
+    let response = mutate(&connector, webhook.addr, &plain).await;
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none(), "{response}");
+    assert!(response.get("patchType").is_none(), "{response}");
+
+    // Explicitly "false": the same.
+    let mut off = with_uid(review.clone(), "uid-off");
+    off["request"]["object"]["metadata"]["annotations"]["secret-zero.dev/inject"] = json!("false");
+    let response = mutate(&connector, webhook.addr, &off).await;
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none(), "{response}");
+
+    // Bad annotations: refused, with a message kubectl will print.
+    let mut bad = with_uid(review.clone(), "uid-bad");
+    bad["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secret-zero.dev/role");
+    let response = mutate(&connector, webhook.addr, &bad).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(response.get("patch").is_none());
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("secret-zero.dev/role"), "{message}");
+    assert!(message.contains("shop/web"), "{message}");
+    let mut garbled = with_uid(review.clone(), "uid-garbled");
+    garbled["request"]["object"]["metadata"]["annotations"]["secret-zero.dev/max-deliveries"] =
+        json!("many");
+    let response = mutate(&connector, webhook.addr, &garbled).await;
+    assert_eq!(response["allowed"], false, "{response}");
+
+    // Reinvocation: the pod as patched comes back; no second agent, no patch.
+    let response = mutate(&connector, webhook.addr, &review).await;
+    let once = patched(&review, &response);
+    let mut again = with_uid(review.clone(), "uid-again");
+    again["request"]["object"] = once.clone();
+    let response = mutate(&connector, webhook.addr, &again).await;
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none(), "{response}");
+    let agents = once["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "secret-zero")
+        .count();
+    assert_eq!(agents, 1);
+
+    // Reinvocation after a later webhook added a container: only that container gets
+    // the socket, the rest stays as it was.
+    let mut added = with_uid(review.clone(), "uid-added");
+    let mut grown = once.clone();
+    grown["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "logger", "image": "registry.example/logger:1"}));
+    added["request"]["object"] = grown.clone();
+    let response = mutate(&connector, webhook.addr, &added).await;
+    let regrown = patched(&added, &response);
+    let mut want = grown.clone();
+    let options = Options {
+        namespace: Some("shop".into()),
+        ..options()
+    };
+    inject_object(&mut want, &options, "pod").unwrap();
+    assert_eq!(regrown, want);
+    let logger = &regrown["spec"]["containers"][1];
+    assert!(
+        logger["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|e| e["name"] == "SECRET_ZERO_SOCKET")),
+        "{logger}"
+    );
+    assert_eq!(
+        regrown["spec"]["initContainers"],
+        once["spec"]["initContainers"]
+    );
+
+    // Dry run: the same answer.
+    let mut dry = review.clone();
+    dry["request"]["dryRun"] = json!(true);
+    let wet = mutate(&connector, webhook.addr, &review).await;
+    assert_eq!(mutate(&connector, webhook.addr, &dry).await, wet);
+
+    // Other operations and resources are none of its business.
+    let mut update = with_uid(review.clone(), "uid-update");
+    update["request"]["operation"] = json!("UPDATE");
+    update["request"]["oldObject"] = review["request"]["object"].clone();
+    let response = mutate(&connector, webhook.addr, &update).await;
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none());
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_oversized_and_stray_requests_are_refused() {
+    let ca = TestCa::new("webhook test CA");
+    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
+    let connector = client(&[&ca]);
+    let addr = webhook.addr;
+
+    for body in [
+        &b"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionRev"[..],
+        b"not json at all",
+        b"",
+        br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#,
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#,
+    ] {
+        let (status, answer) = request(&connector, addr, "POST", "/mutate", body)
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+
+    // Over the limit: a pod with a 4 MiB annotation, refused before it is parsed.
+    let mut big = fixture("pod-create.json");
+    big["request"]["object"]["metadata"]["annotations"]["filler"] = json!("x".repeat(4 << 20));
+    let body = serde_json::to_vec(&big).unwrap();
+    assert!(body.len() > DEFAULT_MAX_BODY_BYTES);
+    let (status, _) = request(&connector, addr, "POST", "/mutate", &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 413);
+
+    // Just under the limit still works.
+    let mut large = fixture("pod-create.json");
+    large["request"]["object"]["metadata"]["annotations"]["filler"] =
+        json!("x".repeat(DEFAULT_MAX_BODY_BYTES - 16 * 1024));
+    let response = mutate(&connector, addr, &large).await;
+    assert_eq!(response["allowed"], true);
+
+    assert_eq!(
+        request(&connector, addr, "GET", "/mutate", b"")
+            .await
+            .unwrap()
+            .0,
+        405
+    );
+    assert_eq!(
+        request(&connector, addr, "GET", "/nope", b"")
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(
+        request(&connector, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        request(&connector, addr, "GET", "/readyz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_reviews_are_all_answered_right() {
+    let ca = TestCa::new("webhook test CA");
+    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
+    let connector = client(&[&ca]);
+    let pod = fixture("pod-create.json");
+    let rs_pod = fixture("replicaset-pod-create.json");
+    let expected = |review: &Value| {
+        let mut object = review["request"]["object"].clone();
+        let options = Options {
+            namespace: Some("shop".into()),
+            ..options()
+        };
+        inject_object(&mut object, &options, "pod").unwrap();
+        object
+    };
+    let (want_pod, want_rs) = (expected(&pod), expected(&rs_pod));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (review, want) = if i % 2 == 0 {
+            (pod.clone(), want_pod.clone())
+        } else {
+            (rs_pod.clone(), want_rs.clone())
+        };
+        let review = with_uid(review, &format!("uid-{i:03}"));
+        let connector = connector.clone();
+        let addr = webhook.addr;
+        tasks.spawn(async move {
+            let response = mutate(&connector, addr, &review).await;
+            assert_eq!(response["uid"], format!("uid-{i:03}"));
+            assert_eq!(patched(&review, &response), want);
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a review failed");
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
+    let first = TestCa::new("first CA");
+    let second = TestCa::new("second CA");
+    let webhook = Webhook::start(&first.server_cert(&["127.0.0.1", "localhost"])).await;
+    let trusts_first = client(&[&first]);
+    let trusts_second = client(&[&second]);
+    let trusts_both = client(&[&first, &second]);
+    let addr = webhook.addr;
+
+    assert_eq!(
+        request(&trusts_first, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert!(
+        request(&trusts_second, addr, "GET", "/healthz", b"")
+            .await
+            .is_err(),
+        "a client that does not trust the CA must fail"
+    );
+
+    // Reviews keep flowing while the files are replaced; none may fail.
+    let review = fixture("pod-create.json");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        let (connector, review) = (trusts_both.clone(), review.clone());
+        load.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let body = serde_json::to_vec(&review).unwrap();
+                match request(&connector, addr, "POST", "/mutate", &body).await {
+                    Ok((200, _)) => {}
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_cert(
+        webhook.dir.path(),
+        &second.server_cert(&["127.0.0.1", "localhost"]),
+    );
+    let switched = async {
+        loop {
+            if request(&trusts_second, addr, "GET", "/healthz", b"")
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), switched)
+        .await
+        .expect("the new certificate is served within 10 s");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    while let Some(done) = load.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed during the swap"
+    );
+    assert!(sent.load(Ordering::SeqCst) > 10);
+
+    // Now the old CA no longer works, the new one does.
+    assert!(
+        request(&trusts_first, addr, "GET", "/healthz", b"")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        request(&trusts_second, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    // A broken pair (half-written files) is not taken: the last good one keeps serving.
+    std::fs::write(webhook.path("tls.key"), "not a key").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        request(&trusts_second, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    webhook.stop().await;
+}
+
+/// The binary: flags, TLS 1.2 and 1.3, readiness, and a clean exit on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let ca = TestCa::new("webhook test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_cert(dir.path(), &ca.server_cert(&["127.0.0.1", "localhost"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-zero"))
+        .args([
+            "webhook",
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-delay",
+            "200ms",
+        ])
+        .arg("--tls-cert")
+        .arg(dir.path().join("tls.crt"))
+        .env("SECRET_ZERO_TLS_KEY", dir.path().join("tls.key"))
+        .env(
+            "SECRET_ZERO_INJECT_IMAGE",
+            "registry.example/secret-zero:test",
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("secret-zero webhook runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("the webhook logs its address").unwrap();
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let connector = client(&[&ca]);
+    let review = fixture("replicaset-pod-create.json");
+    let response = mutate(&connector, addr, &review).await;
+    assert_eq!(
+        patched(&review, &response),
+        inject_cli(&review["request"]["object"], "shop")
+    );
+    assert_eq!(
+        request(&connector, addr, "GET", "/readyz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    // TLS 1.2 is accepted too (older API servers and proxies).
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let tls12 = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tls12 = tokio_rustls::TlsConnector::from(Arc::new(tls12));
+    assert_eq!(
+        request(&tls12, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+    let log = log.join().unwrap();
+    let review_line = log
+        .iter()
+        .find(|l| l.contains("b0a1c3d2-8e7f-4a6b-9c5d-e4f3a2b1c0d9"))
+        .expect("one log line for the review");
+    assert!(
+        review_line.contains("shop-web-6d4b75cb6d-"),
+        "{review_line}"
+    );
+    assert!(review_line.contains("outcome=patched"), "{review_line}");
+    assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
+}
+
+/// Shutdown: `/readyz` fails at once, reviews keep being answered through the drain
+/// delay, and none in flight is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_without_dropping_reviews() {
+    let ca = TestCa::new("webhook test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_cert(dir.path(), &ca.server_cert(&["127.0.0.1", "localhost"]));
+    let server = Server::bind(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: CertFiles {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        },
+        reload_interval: Duration::from_secs(2),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        drain_delay: Duration::from_millis(1500),
+        options: options(),
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let connector = client(&[&ca]);
+    let review = fixture("pod-create.json");
+
+    // A stream of reviews that starts before the signal and runs into the drain.
+    let load = {
+        let (connector, review) = (connector.clone(), review.clone());
+        tokio::spawn(async move {
+            let mut answered = 0;
+            for _ in 0..20 {
+                let response = mutate(&connector, addr, &review).await;
+                assert_eq!(response["allowed"], true);
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        request(&connector, addr, "GET", "/readyz", b"")
+            .await
+            .unwrap()
+            .0,
+        503
+    );
+    assert_eq!(
+        request(&connector, addr, "GET", "/healthz", b"")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(load.await.expect("no review failed during the drain"), 20);
+    tokio::time::timeout(Duration::from_secs(5), done)
+        .await
+        .expect("the server stops after the drain")
+        .unwrap();
+    assert!(
+        request(&connector, addr, "GET", "/healthz", b"")
+            .await
+            .is_err(),
+        "the listener is closed"
+    );
+}
