@@ -234,7 +234,8 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
     }
 }
 
-fn yaml_mapping(bytes: &[u8], source: &str) -> Result<Plaintext, Error> {
+/// A YAML mapping converted to JSON. Errors give the position, never the content.
+pub(crate) fn yaml_mapping(bytes: &[u8], source: &str) -> Result<Plaintext, Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let (line, column) = position(bytes, e.valid_up_to());
         Error::input(

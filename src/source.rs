@@ -327,28 +327,6 @@ pub fn document_to_json(bytes: &[u8], path: &Path) -> Result<Plaintext, Error> {
                 )
             });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        Error::input(
-            format!("{} is not UTF-8 text", path.display()),
-            "save it as UTF-8",
-        )
-    })?;
-    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-            .unwrap_or_default();
-        Error::input(
-            format!("{} is neither a JSON object nor YAML{at}", path.display()),
-            "fix the document; its content is not shown here on purpose",
-        )
-    })?;
-    if !value.is_object() {
-        return Err(Error::input(
-            format!("{} is not a mapping of keys to values", path.display()),
-            "the document must be a JSON object or a YAML mapping",
-        ));
-    }
-    let json = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Plaintext::new(json))
+    // The same YAML reading as `seal`: positions in errors, never content.
+    crate::seal::yaml_mapping(bytes, &path.display().to_string())
 }

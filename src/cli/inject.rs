@@ -22,19 +22,8 @@ pub struct InjectArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub filename: Vec<PathBuf>,
 
-    /// Put the agent in `containers` instead of as a native sidecar (an init container
-    /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
-    #[arg(long, env = "SECRET_ZERO_LEGACY_SIDECAR")]
-    pub legacy_sidecar: bool,
-
-    /// Agent image for pods without secret-zero.dev/image.
-    #[arg(long, env = "SECRET_ZERO_INJECT_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
-    pub image: String,
-
-    /// Vault address for pods without secret-zero.dev/vault-addr. (Not read from
-    /// VAULT_ADDR on purpose: the operator's own Vault address is rarely the pods'.)
-    #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
-    pub vault_addr: Option<String>,
+    #[command(flatten)]
+    pub defaults: InjectDefaults,
 
     /// Namespace of a secret-zero.dev/secret given as a bare NAME when the object has
     /// no metadata.namespace.
@@ -69,3 +58,22 @@ Pod template annotations:
   secret-zero.dev/memory-request     agent memory request [default: 16Mi]
   secret-zero.dev/memory-limit       agent memory limit [default: 32Mi]
 inject sets secret-zero.dev/status: injected; a second run replaces what the first added.";
+
+/// What the agent gets where a pod's annotations say nothing: shared by `inject` and
+/// `webhook`, which must inject the same pod.
+#[derive(Debug, Clone, Args)]
+pub struct InjectDefaults {
+    /// Put the agent in `containers` instead of as a native sidecar (an init container
+    /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
+    #[arg(long, env = "SECRET_ZERO_LEGACY_SIDECAR")]
+    pub legacy_sidecar: bool,
+
+    /// Agent image for pods without secret-zero.dev/image.
+    #[arg(long, env = "SECRET_ZERO_INJECT_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
+    pub image: String,
+
+    /// Vault address for pods without secret-zero.dev/vault-addr. (Not read from
+    /// VAULT_ADDR on purpose: the operator's own Vault address is rarely the pods'.)
+    #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+}

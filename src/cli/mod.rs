@@ -13,7 +13,7 @@ mod rotate;
 mod seal;
 mod webhook;
 
-pub use inject::InjectArgs;
+pub use inject::{InjectArgs, InjectDefaults};
 pub use rotate::RotateArgs;
 pub use seal::SealArgs;
 pub use webhook::WebhookArgs;

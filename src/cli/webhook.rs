@@ -39,17 +39,6 @@ pub struct WebhookArgs {
     #[arg(long, env = "SECRET_ZERO_DRAIN_DELAY", value_parser = super::duration, default_value = "3s")]
     pub drain_delay: Duration,
 
-    /// Put the agent in `containers` instead of as a native sidecar (an init container
-    /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
-    #[arg(long, env = "SECRET_ZERO_LEGACY_SIDECAR")]
-    pub legacy_sidecar: bool,
-
-    /// Agent image for pods without secret-zero.dev/image.
-    #[arg(long, env = "SECRET_ZERO_INJECT_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
-    pub image: String,
-
-    /// Vault address for pods without secret-zero.dev/vault-addr. (Not read from
-    /// VAULT_ADDR on purpose, as with inject.)
-    #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
-    pub vault_addr: Option<String>,
+    #[command(flatten)]
+    pub defaults: super::InjectDefaults,
 }

@@ -42,9 +42,9 @@ pub async fn run(args: InjectArgs) -> Result<(), Error> {
     }
 
     let options = Options {
-        legacy_sidecar: args.legacy_sidecar,
-        image: args.image.clone(),
-        vault_addr: args.vault_addr.clone(),
+        legacy_sidecar: args.defaults.legacy_sidecar,
+        image: args.defaults.image.clone(),
+        vault_addr: args.defaults.vault_addr.clone(),
         namespace: args.namespace.clone(),
     };
     let rendered = inject_yaml(&inputs, &options, args.output)

@@ -16,9 +16,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         max_body_bytes: args.max_request_bytes,
         drain_delay: args.drain_delay,
         options: Options {
-            legacy_sidecar: args.legacy_sidecar,
-            image: args.image,
-            vault_addr: args.vault_addr,
+            legacy_sidecar: args.defaults.legacy_sidecar,
+            image: args.defaults.image,
+            vault_addr: args.defaults.vault_addr,
             namespace: None,
         },
     };
