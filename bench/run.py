@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -27,13 +26,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import startup  # noqa: E402  (helpers: ask, peak_rss, bao_binary, free_port)
+import startup  # noqa: E402  (the socket client and the jwt pairing)
+from common import (PROFILES, ROOT, bao_binary, binary, peak_rss, percentile, run_bao_agent,  # noqa: E402
+                    start_bao, start_double, stop, summary, vault_call)
 
 VENV = os.path.join(HERE, ".venv")
 OLD_TOOL = "dekeyrej-secretmanager==1.1.6"
@@ -43,17 +42,6 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", 
 
 def log(*a):
     print(f"[{time.strftime('%H:%M:%S')}]", *a, file=sys.stderr, flush=True)
-
-
-PROFILES = ["release", "debug"]
-
-
-def binary(name):
-    for profile in PROFILES:
-        path = os.path.join(ROOT, "target", profile, name)
-        if os.path.exists(path):
-            return path
-    raise SystemExit(f"build {name} first: cargo build --release --workspace --bins")
 
 
 def venv_python():
@@ -73,16 +61,6 @@ def dir_size(path):
             if not os.path.islink(p):
                 total += os.path.getsize(p)
     return total
-
-
-def summary(values):
-    return statistics.median(values), min(values), max(values)
-
-
-def pct(values, p):
-    v = sorted(values)
-    k = max(0, min(len(v) - 1, int(round(p / 100 * len(v) + 0.5)) - 1))
-    return v[k]
 
 
 class CountingProxy:
@@ -145,32 +123,18 @@ class Bed:
 
     def __init__(self, work):
         self.work = work
-        self.double = subprocess.Popen(
-            [binary("kube-double"), "--kubeconfig", os.path.join(work, "kubeconfig"),
-             "--service-account", "shop/app", "--service-account", "vault/reviewer",
-             "--cluster-grant", "vault/reviewer=create:tokenreviews"],
-            stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        info = json.loads(self.double.stdout.readline())
+        self.double, info = start_double(
+            work, "--service-account", "shop/app", "--service-account", "vault/reviewer",
+            "--cluster-grant", "vault/reviewer=create:tokenreviews")
         self.kube_url, self.admin, self.ca_file = info["url"], info["admin_token"], info["ca_file"]
         self.kubeconfig = info["kubeconfig"]
         host, port = self.kube_url.removeprefix("https://").rsplit(":", 1)
         self.kube_host, self.kube_port = host, int(port)
         self.tls = ssl.create_default_context(cafile=self.ca_file)
 
-        self.bao = startup.bao_binary()
-        self.bao_port = startup.free_port()
-        self.addr = f"http://127.0.0.1:{self.bao_port}"
-        self.root = "root-bench-" + os.urandom(8).hex()
-        self.bao_proc = subprocess.Popen(
-            [self.bao, "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.root}",
-             f"-dev-listen-address=127.0.0.1:{self.bao_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": work})
-        for _ in range(500):
-            try:
-                urllib.request.urlopen(self.addr + "/v1/sys/health")
-                break
-            except Exception:
-                time.sleep(0.02)
+        self.bao = bao_binary()
+        self.bao_proc, self.addr, self.root = start_bao(work)
+        self.bao_port = int(self.addr.rsplit(":", 1)[1])
         v = self.vault
         v("POST", "sys/mounts/transit", {"type": "transit"})
         v("POST", "transit/keys/legacy", {})
@@ -226,12 +190,7 @@ path "transit/keys/legacy/rotate" { capabilities = ["update"] }
         self.token_file = os.path.join(work, "sa-token")
 
     def vault(self, method, path, body=None):
-        req = urllib.request.Request(self.addr + "/v1/" + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"X-Vault-Token": self.root})
-        with urllib.request.urlopen(req) as resp:
-            text = resp.read()
-            return json.loads(text) if text else None
+        return vault_call(self.addr, self.root, method, path, body)
 
     def kube(self, method, path, body=None):
         conn = http.client.HTTPSConnection(self.kube_host, self.kube_port, context=self.tls, timeout=30)
@@ -262,14 +221,7 @@ path "transit/keys/legacy/rotate" { capabilities = ["update"] }
             f.write(self.sa_token("shop", "app", ["vault"]))
 
     def close(self):
-        self.double.stdin.close()
-        for p in (self.bao_proc, self.double):
-            p.terminate()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(self.bao_proc, self.double)
 
 
 # ---------------------------------------------------------------- start -> plaintext
@@ -296,46 +248,21 @@ def start_secret_zero(bed, work, exe):
     assert json.loads(body) == DOC, "secret-zero: wrong document"
     if proc.wait(timeout=10) != 0:
         raise SystemExit("secret-zero did not exit cleanly: " + proc.stderr.read().decode())
-    return elapsed, startup.peak_rss(rss_file)
+    return elapsed, peak_rss(rss_file)
 
 
 def start_bao_agent(bed, work):
-    out = os.path.join(work, f"rendered-{os.urandom(4).hex()}")
-    config = os.path.join(work, "agent.hcl")
-    with open(config, "w") as f:
-        f.write(f'''
-vault {{ address = "{bed.addr}" }}
-exit_after_auth = true
-auto_auth {{
-  method "kubernetes" {{
+    method = f'''  method "kubernetes" {{
     mount_path = "auth/kubernetes"
     config = {{
       role = "legacy"
       token_path = "{bed.token_file}"
     }}
-  }}
-}}
-template {{
-  destination = "{out}"
-  contents = <<EOT
-{{{{ with secret "transit/decrypt/legacy" "ciphertext={bed.ciphertext}" }}}}{{{{ .Data.plaintext }}}}{{{{ end }}}}
-EOT
-}}
-''')
-    rss_file = os.path.join(work, "rss-bao")
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file,
-                           bed.bao, "agent", "-config", config, "-log-level", "warn"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env={**CLEAN_ENV, "HOME": work})
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"bao agent failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
-    with open(out) as f:
-        rendered = base64.b64decode(f.read().strip())
+  }}'''
+    secret = f'"transit/decrypt/legacy" "ciphertext={bed.ciphertext}"'
+    elapsed, rss, rendered = run_bao_agent(bed.bao, work, bed.addr, method, secret, CLEAN_ENV)
     assert json.loads(rendered) == DOC, "bao agent: wrong document"
-    os.remove(out)
-    return elapsed, startup.peak_rss(rss_file)
+    return elapsed, rss
 
 
 def start_old_tool(bed, work, py):
@@ -353,7 +280,7 @@ def start_old_tool(bed, work, py):
     if proc.returncode != 0 or not line:
         raise SystemExit(f"old tool failed ({proc.returncode}): {err.decode()[-2000:]}")
     assert json.loads(line) == DOC, "old tool: wrong document"
-    return elapsed, startup.peak_rss(rss_file)
+    return elapsed, peak_rss(rss_file)
 
 
 def start_floor(bed):
@@ -747,7 +674,7 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("Generated by `bench/run.py` — do not edit by hand; rerun to refresh.")
     w("")
     w(f"- run: {started} UTC, {'SMOKE (N small, 1 repetition — numbers mean nothing)' if args.smoke else 'full'}")
-    w(f"- reproduce: `cargo build --release --workspace --bins && bench/run.py`")
+    w("- reproduce: `cargo build --release --workspace --bins && bench/run.py`")
     w(f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']:.1f} GiB RAM, Linux {m['kernel']}, "
       f"Python {m['python']}")
     w(f"- load average (1/5/15 min): {load_start} at start, {load_end} at end — a shared machine; "
@@ -839,7 +766,7 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("|---|---|---|---|---|")
     w(f"| first (decrypted at start) | {ms(delivery[0])} | {ms(delivery[0])} | {ms(delivery[0])} | {ms(delivery[0])} |")
     if fresh:
-        w(f"| later ({len(fresh)}, each a fresh login + decrypt) | {ms(pct(fresh, 50))} | {ms(pct(fresh, 99))} | "
+        w(f"| later ({len(fresh)}, each a fresh login + decrypt) | {ms(percentile(fresh, 50))} | {ms(percentile(fresh, 99))} | "
           f"{ms(min(fresh))} | {ms(max(fresh))} |")
     w("")
 

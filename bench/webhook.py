@@ -29,13 +29,9 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, free_port  # noqa: E402
+from common import binary as common_binary  # noqa: E402
 
 
 def make_certs(work):
@@ -57,6 +53,7 @@ def make_certs(work):
 
 
 def percentile(values, p):
+    """Linearly interpolated percentile."""
     ordered = sorted(values)
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
@@ -124,11 +121,7 @@ def main():
     parser.add_argument("--secret-zero")
     args = parser.parse_args()
 
-    binary = args.secret_zero
-    if not binary:
-        binary = os.path.join(ROOT, "target", "release", "secret-zero")
-        if not os.path.exists(binary):
-            binary = os.path.join(ROOT, "target", "debug", "secret-zero")
+    binary = args.secret_zero or common_binary("secret-zero")
     build = "release" if "/release/" in binary else "debug" if "/debug/" in binary else binary
 
     with open(os.path.join(ROOT, "tests", "webhook", "pod-create.json")) as f:
