@@ -47,6 +47,7 @@ impl Session {
             vault.login(method, &mount, role, &jwt)
         })
         .await?;
+        drop(jwt);
         tracing::info!(accessor = %login.accessor, policies = ?login.policies, "logged in to Vault");
         Ok(Session {
             vault,

@@ -683,19 +683,15 @@ impl Cluster {
         }
     }
 
-    async fn get(&self, r: &Request) -> Result<Option<Secret>, Error> {
+    /// Read the Secret as it is now (`None`: it does not exist). Called before anything
+    /// is sealed, so an unreachable or forbidden cluster fails before any Vault work.
+    pub async fn read(&self, r: &Request) -> Result<Option<Secret>, Error> {
         let (ns, name) = (&r.secret.namespace, &r.secret.name);
         match retry("kubernetes get", r.backoff, || self.secrets.get(ns, name)).await {
             Ok(secret) => Ok(Some(secret)),
             Err(KubeError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Read the Secret as it is now, before anything is sealed: an unreachable or
-    /// forbidden cluster fails here, before any Vault work.
-    pub async fn read(&self, r: &Request) -> Result<Option<Secret>, Error> {
-        self.get(r).await
     }
 }
 
@@ -745,7 +741,7 @@ pub async fn apply(
         applied.as_str()
     );
     if r.verify {
-        let checked = match cluster.get(r).await {
+        let checked = match cluster.read(r).await {
             Ok(Some(back)) if carries(&back, r.data_key(), &sealed.ciphertext) => {
                 sealer.verify(&back, document).await
             }
@@ -827,7 +823,7 @@ async fn write(
             "the Secret changed while sealing; re-reading it and trying again"
         );
         attempt += 1;
-        let now = cluster.get(r).await?;
+        let now = cluster.read(r).await?;
         // A write that timed out may have landed: our ciphertext (unique to this run)
         // is there, so the write is done and `current` is still what it was based on.
         if let Some(now) = now

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{KubeArgs, OperatorAuthArgs, VaultArgs, duration};
+use super::duration;
+use super::seal::OperatorArgs;
 
 /// `secret-zero rotate`: rotate a Transit key, rewrap every ciphertext under it inside
 /// Vault, write the Secrets back, and optionally retire the old key versions.
@@ -76,11 +77,5 @@ pub struct RotateArgs {
     pub retry_timeout: Duration,
 
     #[command(flatten)]
-    pub vault: VaultArgs,
-
-    #[command(flatten)]
-    pub auth: OperatorAuthArgs,
-
-    #[command(flatten)]
-    pub kube: KubeArgs,
+    pub operator: OperatorArgs,
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{BindingArg, KubeArgs, OperatorAuthArgs, VaultArgs, duration};
+use crate::kube::ClusterSource;
 use crate::seal::{InputFormat, OutputFormat};
 
 /// `secret-zero seal`.
@@ -66,6 +67,14 @@ pub struct SealArgs {
     pub retry_timeout: Duration,
 
     #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// Where Vault and the cluster are, and how an operator authenticates: shared by `seal`
+/// and `rotate`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    #[command(flatten)]
     pub vault: VaultArgs,
 
     #[command(flatten)]
@@ -73,4 +82,14 @@ pub struct SealArgs {
 
     #[command(flatten)]
     pub kube: KubeArgs,
+}
+
+impl OperatorArgs {
+    /// The cluster these flags point at.
+    pub fn cluster(&self) -> ClusterSource {
+        ClusterSource::detect(
+            self.kube.kubeconfig.as_deref(),
+            Some(&self.kube.serviceaccount_dir),
+        )
+    }
 }

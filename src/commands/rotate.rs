@@ -3,7 +3,7 @@
 
 use crate::cli::RotateArgs;
 use crate::error::Error;
-use crate::kube::{ClusterSource, Secrets, connect};
+use crate::kube::{Secrets, connect};
 use crate::operator::Session;
 use crate::retry::Backoff;
 use crate::rotate::{Outcome, Plan, Rotator, Scope};
@@ -61,24 +61,26 @@ async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session),
         .map(|s| SecretRef::parse(s))
         .collect::<Result<_, _>>()?;
 
-    let cluster = ClusterSource::detect(
-        args.kube.kubeconfig.as_deref(),
-        Some(&args.kube.serviceaccount_dir),
-    );
-    let (client, default_namespace) = connect(&cluster).await?;
-    let explicit_scope = args.namespace.is_some() || args.all_namespaces || args.selector.is_some();
+    let (client, default_namespace) = connect(&args.operator.cluster()).await?;
     plan.scope = if args.all_namespaces {
         Scope::AllNamespaces
     } else if let Some(ns) = &args.namespace {
         Scope::Namespace(ns.clone())
-    } else if !plan.named.is_empty() && !explicit_scope {
+    } else if !plan.named.is_empty() && args.selector.is_none() {
+        // --secret alone: only the named Secrets (a selector also asks for labelled ones).
         Scope::NamedOnly
     } else {
         Scope::Namespace(default_namespace)
     };
 
     // Many requests to one server: keep connections. No plaintext ever passes here.
-    let session = Session::open(&args.vault, &args.auth, true, plan.backoff).await?;
+    let session = Session::open(
+        &args.operator.vault,
+        &args.operator.auth,
+        true,
+        plan.backoff,
+    )
+    .await?;
     let rotator = Rotator::new(
         session.vault.clone(),
         session.token.clone(),

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::cli::{BindingArg, SealArgs};
 use crate::error::Error;
-use crate::kube::{self, ClusterSource};
+use crate::kube;
 use crate::operator::Session;
 use crate::retry::Backoff;
 use crate::seal::{self, Cluster, Request, Sealer};
@@ -32,39 +32,31 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         tracing::warn!("--no-verify: the sealed Secret is not decrypted to check it");
     }
 
-    if args.apply {
-        let source = ClusterSource::detect(
-            args.kube.kubeconfig.as_deref(),
-            Some(&args.kube.serviceaccount_dir),
-        );
-        let (client, _) = kube::connect(&source).await?;
+    // With --apply, read the Secret before logging in: a slow or refusing cluster does
+    // not eat into a login token's TTL, and costs no encryption.
+    let target = if args.apply {
+        let (client, _) = kube::connect(&args.operator.cluster()).await?;
         let cluster = Cluster::new(client);
-        // Read before logging in: a slow or refusing cluster does not eat into a
-        // login token's TTL, and costs no encryption.
         let current = cluster.read(&request).await?;
-        let session = Session::open(&args.vault, &args.auth, false, backoff).await?;
-        let sealer = Sealer {
-            vault: &session.vault,
-            token: &session.token,
-            request: &request,
-        };
-        let result = seal::apply(&sealer, &cluster, current, &document).await;
-        drop(document);
-        session.close().await;
-        let applied = result?;
-        print(&format!("secret/{} {}\n", args.name, applied.as_str()))
+        Some((cluster, current))
     } else {
-        let session = Session::open(&args.vault, &args.auth, false, backoff).await?;
-        let sealer = Sealer {
-            vault: &session.vault,
-            token: &session.token,
-            request: &request,
-        };
-        let result = seal::to_manifest(&sealer, &document, args.output).await;
-        drop(document);
-        session.close().await;
-        print(&result?)
-    }
+        None
+    };
+    let session = Session::open(&args.operator.vault, &args.operator.auth, false, backoff).await?;
+    let sealer = Sealer {
+        vault: &session.vault,
+        token: &session.token,
+        request: &request,
+    };
+    let result = match target {
+        Some((cluster, current)) => seal::apply(&sealer, &cluster, current, &document)
+            .await
+            .map(|applied| format!("secret/{} {}\n", args.name, applied.as_str())),
+        None => seal::to_manifest(&sealer, &document, args.output).await,
+    };
+    drop(document);
+    session.close().await;
+    print(&result?)
 }
 
 fn print(text: &str) -> Result<(), Error> {

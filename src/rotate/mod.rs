@@ -258,11 +258,7 @@ impl Rotator {
         }
         for reference in &self.plan.named {
             let name = format!("{}/{}", reference.namespace, reference.name);
-            let got = retry("get secret", s.backoff, || {
-                s.secrets.get(&reference.namespace, &reference.name)
-            })
-            .await;
-            let secret = match got {
+            let secret = match s.get_secret(&reference.namespace, &reference.name).await {
                 Ok(secret) => secret,
                 Err(e) => {
                     unreadable.insert(name, Error::from(e).one_line());

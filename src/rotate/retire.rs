@@ -45,11 +45,7 @@ impl Rotator {
             check(name_of(&secret), &Origin::Labelled, secret);
         }
         for reference in &self.plan.named {
-            let got = retry("get secret", s.backoff, || {
-                s.secrets.get(&reference.namespace, &reference.name)
-            })
-            .await;
-            match got {
+            match s.get_secret(&reference.namespace, &reference.name).await {
                 Ok(secret) => check(name_of(&secret), &named(reference), secret),
                 // Gone: it needs no key version any more.
                 Err(KubeError::NotFound { .. }) => {}

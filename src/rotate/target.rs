@@ -99,7 +99,7 @@ pub fn target_of(
     let version = crate::vault::ciphertext_version(&sealed.ciphertext)
         .ok_or_else(|| Error::Internal("a parsed ciphertext has no key version".to_string()))?;
     Ok(Some(Target {
-        name: format!("{}/{}", sealed.secret.namespace, sealed.secret.name),
+        name: name_of(&secret),
         data_key: sealed
             .secret
             .data_key

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Error;
-use crate::kube::{KubeError, Secrets};
+use crate::kube::{KubeError, Secret, Secrets};
 use crate::retry::{Backoff, retry};
 use crate::sealed;
 use crate::vault::{self, BatchItem, VaultToken};
@@ -42,6 +42,14 @@ impl Shared {
         })
         .await?;
         Ok(answer)
+    }
+
+    /// Read one Secret, transient faults retried.
+    pub async fn get_secret(&self, namespace: &str, name: &str) -> Result<Secret, KubeError> {
+        retry("get secret", self.backoff, || {
+            self.secrets.get(namespace, name)
+        })
+        .await
     }
 
     /// One ciphertext, after a conflict.
@@ -130,11 +138,7 @@ async fn write_loop(
         }
         tracing::info!(secret = %target.name, attempt, "the Secret changed while we worked on it: reading it again");
         let (namespace, secret_name) = target.name.split_once('/').unwrap_or(("", ""));
-        let fresh = match retry("get secret", shared.backoff, || {
-            shared.secrets.get(namespace, secret_name)
-        })
-        .await
-        {
+        let fresh = match shared.get_secret(namespace, secret_name).await {
             Ok(fresh) => fresh,
             Err(KubeError::NotFound { .. }) => {
                 return Written::Skipped("deleted while the run worked on it".into());
