@@ -35,6 +35,34 @@ fn options() -> Options {
     }
 }
 
+/// The options the webhook uses for a review in namespace `shop`.
+fn shop_options() -> Options {
+    Options {
+        namespace: Some("shop".into()),
+        ..options()
+    }
+}
+
+/// A serving certificate for this host, signed by `ca`.
+fn localhost_cert(ca: &TestCa) -> ServerCert {
+    ca.server_cert(&["127.0.0.1", "localhost"])
+}
+
+/// The server configuration for certificate files in `dir`.
+fn config(dir: &Path, reload_interval: Duration, drain_delay: Duration) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: CertFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        },
+        reload_interval,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        drain_delay,
+        options: options(),
+    }
+}
+
 /// A running in-process webhook and the files it serves from.
 struct Webhook {
     addr: SocketAddr,
@@ -47,17 +75,7 @@ impl Webhook {
     async fn start(cert: &ServerCert) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         write_cert(dir.path(), cert);
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: CertFiles {
-                cert: dir.path().join("tls.crt"),
-                key: dir.path().join("tls.key"),
-            },
-            reload_interval: Duration::from_millis(100),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            drain_delay: Duration::ZERO,
-            options: options(),
-        };
+        let config = config(dir.path(), Duration::from_millis(100), Duration::ZERO);
         let server = Server::bind(config).await.expect("webhook starts");
         let addr = server.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -70,6 +88,13 @@ impl Webhook {
             stop: Some(stop),
             done: Some(done),
         }
+    }
+
+    /// A webhook serving a certificate of a fresh CA, and a client trusting that CA.
+    async fn start_trusted() -> (Webhook, tokio_rustls::TlsConnector) {
+        let ca = TestCa::new("webhook test CA");
+        let webhook = Webhook::start(&localhost_cert(&ca)).await;
+        (webhook, client(&[&ca]))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -95,6 +120,13 @@ fn write_cert(dir: &Path, cert: &ServerCert) {
 }
 
 fn client(cas: &[&TestCa]) -> tokio_rustls::TlsConnector {
+    client_with_versions(cas, rustls::DEFAULT_VERSIONS)
+}
+
+fn client_with_versions(
+    cas: &[&TestCa],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         for cert in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
@@ -104,7 +136,7 @@ fn client(cas: &[&TestCa]) -> tokio_rustls::TlsConnector {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
@@ -144,6 +176,16 @@ async fn request(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
     Ok((status, answer[split + 4..].to_vec()))
+}
+
+/// The status of a bodiless request that must be answered.
+async fn status_of(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> u16 {
+    request(connector, addr, method, path, b"").await.unwrap().0
 }
 
 /// POST a review and return the response part of the answer.
@@ -223,9 +265,7 @@ fn with_uid(mut review: Value, uid: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_create_is_patched_into_exactly_what_inject_makes() {
-    let ca = TestCa::new("webhook test CA");
-    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
-    let connector = client(&[&ca]);
+    let (webhook, connector) = Webhook::start_trusted().await;
 
     let review = fixture("pod-create.json");
     let response = mutate(&connector, webhook.addr, &review).await;
@@ -234,15 +274,7 @@ async fn a_pod_create_is_patched_into_exactly_what_inject_makes() {
     let got = patched(&review, &response);
 
     let mut want = review["request"]["object"].clone();
-    inject_object(
-        &mut want,
-        &Options {
-            namespace: Some("shop".into()),
-            ..options()
-        },
-        "pod",
-    )
-    .unwrap();
+    inject_object(&mut want, &shop_options(), "pod").unwrap();
     assert_eq!(got, want, "the webhook and the library disagree");
     assert_eq!(
         got,
@@ -255,9 +287,7 @@ async fn a_pod_create_is_patched_into_exactly_what_inject_makes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_of_a_deployment_gets_the_agent_of_the_injected_template() {
-    let ca = TestCa::new("webhook test CA");
-    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
-    let connector = client(&[&ca]);
+    let (webhook, connector) = Webhook::start_trusted().await;
 
     // As the API server sends it for a ReplicaSet's pod: generateName, ownerReferences,
     // no name, defaults filled in, the ServiceAccount volume already added.
@@ -298,9 +328,7 @@ async fn a_pod_of_a_deployment_gets_the_agent_of_the_injected_template() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_in_bad_annotations_reinvocation_and_dry_run() {
-    let ca = TestCa::new("webhook test CA");
-    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
-    let connector = client(&[&ca]);
+    let (webhook, connector) = Webhook::start_trusted().await;
     let review = fixture("pod-create.json");
 
     // Not opted in: allowed, untouched.
@@ -367,11 +395,7 @@ async fn opt_in_bad_annotations_reinvocation_and_dry_run() {
     let response = mutate(&connector, webhook.addr, &added).await;
     let regrown = patched(&added, &response);
     let mut want = grown.clone();
-    let options = Options {
-        namespace: Some("shop".into()),
-        ..options()
-    };
-    inject_object(&mut want, &options, "pod").unwrap();
+    inject_object(&mut want, &shop_options(), "pod").unwrap();
     assert_eq!(regrown, want);
     let logger = &regrown["spec"]["containers"][1];
     assert!(
@@ -403,9 +427,7 @@ async fn opt_in_bad_annotations_reinvocation_and_dry_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_oversized_and_stray_requests_are_refused() {
-    let ca = TestCa::new("webhook test CA");
-    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
-    let connector = client(&[&ca]);
+    let (webhook, connector) = Webhook::start_trusted().await;
     let addr = webhook.addr;
 
     for body in [
@@ -441,51 +463,21 @@ async fn malformed_oversized_and_stray_requests_are_refused() {
     let response = mutate(&connector, addr, &large).await;
     assert_eq!(response["allowed"], true);
 
-    assert_eq!(
-        request(&connector, addr, "GET", "/mutate", b"")
-            .await
-            .unwrap()
-            .0,
-        405
-    );
-    assert_eq!(
-        request(&connector, addr, "GET", "/nope", b"")
-            .await
-            .unwrap()
-            .0,
-        404
-    );
-    assert_eq!(
-        request(&connector, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        request(&connector, addr, "GET", "/readyz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(status_of(&connector, addr, "GET", "/mutate").await, 405);
+    assert_eq!(status_of(&connector, addr, "GET", "/nope").await, 404);
+    assert_eq!(status_of(&connector, addr, "GET", "/healthz").await, 200);
+    assert_eq!(status_of(&connector, addr, "GET", "/readyz").await, 200);
     webhook.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_reviews_are_all_answered_right() {
-    let ca = TestCa::new("webhook test CA");
-    let webhook = Webhook::start(&ca.server_cert(&["127.0.0.1", "localhost"])).await;
-    let connector = client(&[&ca]);
+    let (webhook, connector) = Webhook::start_trusted().await;
     let pod = fixture("pod-create.json");
     let rs_pod = fixture("replicaset-pod-create.json");
     let expected = |review: &Value| {
         let mut object = review["request"]["object"].clone();
-        let options = Options {
-            namespace: Some("shop".into()),
-            ..options()
-        };
-        inject_object(&mut object, &options, "pod").unwrap();
+        inject_object(&mut object, &shop_options(), "pod").unwrap();
         object
     };
     let (want_pod, want_rs) = (expected(&pod), expected(&rs_pod));
@@ -519,19 +511,13 @@ async fn two_hundred_concurrent_reviews_are_all_answered_right() {
 async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
     let first = TestCa::new("first CA");
     let second = TestCa::new("second CA");
-    let webhook = Webhook::start(&first.server_cert(&["127.0.0.1", "localhost"])).await;
+    let webhook = Webhook::start(&localhost_cert(&first)).await;
     let trusts_first = client(&[&first]);
     let trusts_second = client(&[&second]);
     let trusts_both = client(&[&first, &second]);
     let addr = webhook.addr;
 
-    assert_eq!(
-        request(&trusts_first, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(status_of(&trusts_first, addr, "GET", "/healthz").await, 200);
     assert!(
         request(&trusts_second, addr, "GET", "/healthz", b"")
             .await
@@ -561,10 +547,7 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
         });
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    write_cert(
-        webhook.dir.path(),
-        &second.server_cert(&["127.0.0.1", "localhost"]),
-    );
+    write_cert(webhook.dir.path(), &localhost_cert(&second));
     let switched = async {
         loop {
             if request(&trusts_second, addr, "GET", "/healthz", b"")
@@ -598,10 +581,7 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
             .is_err()
     );
     assert_eq!(
-        request(&trusts_second, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
+        status_of(&trusts_second, addr, "GET", "/healthz").await,
         200
     );
 
@@ -609,10 +589,7 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
     std::fs::write(webhook.path("tls.key"), "not a key").unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        request(&trusts_second, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
+        status_of(&trusts_second, addr, "GET", "/healthz").await,
         200
     );
     webhook.stop().await;
@@ -626,7 +603,7 @@ async fn the_binary_serves_and_stops_on_sigterm() {
 
     let ca = TestCa::new("webhook test CA");
     let dir = tempfile::tempdir().unwrap();
-    write_cert(dir.path(), &ca.server_cert(&["127.0.0.1", "localhost"]));
+    write_cert(dir.path(), &localhost_cert(&ca));
     let mut child = Command::new(env!("CARGO_BIN_EXE_secret-zero"))
         .args([
             "webhook",
@@ -661,34 +638,11 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         patched(&review, &response),
         inject_cli(&review["request"]["object"], "shop")
     );
-    assert_eq!(
-        request(&connector, addr, "GET", "/readyz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(status_of(&connector, addr, "GET", "/readyz").await, 200);
 
     // TLS 1.2 is accepted too (older API servers and proxies).
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
-        .unwrap();
-    let tls12 = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS12])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tls12 = tokio_rustls::TlsConnector::from(Arc::new(tls12));
-    assert_eq!(
-        request(&tls12, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    let tls12 = client_with_versions(&[&ca], &[&rustls::version::TLS12]);
+    assert_eq!(status_of(&tls12, addr, "GET", "/healthz").await, 200);
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -718,18 +672,12 @@ async fn the_binary_serves_and_stops_on_sigterm() {
 async fn shutdown_drains_without_dropping_reviews() {
     let ca = TestCa::new("webhook test CA");
     let dir = tempfile::tempdir().unwrap();
-    write_cert(dir.path(), &ca.server_cert(&["127.0.0.1", "localhost"]));
-    let server = Server::bind(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: CertFiles {
-            cert: dir.path().join("tls.crt"),
-            key: dir.path().join("tls.key"),
-        },
-        reload_interval: Duration::from_secs(2),
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        drain_delay: Duration::from_millis(1500),
-        options: options(),
-    })
+    write_cert(dir.path(), &localhost_cert(&ca));
+    let server = Server::bind(config(
+        dir.path(),
+        Duration::from_secs(2),
+        Duration::from_millis(1500),
+    ))
     .await
     .unwrap();
     let addr = server.local_addr().unwrap();
@@ -757,20 +705,8 @@ async fn shutdown_drains_without_dropping_reviews() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        request(&connector, addr, "GET", "/readyz", b"")
-            .await
-            .unwrap()
-            .0,
-        503
-    );
-    assert_eq!(
-        request(&connector, addr, "GET", "/healthz", b"")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(status_of(&connector, addr, "GET", "/readyz").await, 503);
+    assert_eq!(status_of(&connector, addr, "GET", "/healthz").await, 200);
     assert_eq!(load.await.expect("no review failed during the drain"), 20);
     tokio::time::timeout(Duration::from_secs(5), done)
         .await

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::inject::OutputFormat;
+use crate::inject::{Options, OutputFormat};
 
 /// `secret-zero inject`: add the agent to the pod templates annotated
 /// `secret-zero.dev/inject: "true"` in Kubernetes YAML, like `linkerd inject`.
@@ -76,4 +76,16 @@ pub struct InjectDefaults {
     /// VAULT_ADDR on purpose: the operator's own Vault address is rarely the pods'.)
     #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
     pub vault_addr: Option<String>,
+}
+
+impl InjectDefaults {
+    /// The injection options these defaults make, with `namespace` for bare Secret names.
+    pub fn options(&self, namespace: Option<String>) -> Options {
+        Options {
+            legacy_sidecar: self.legacy_sidecar,
+            image: self.image.clone(),
+            vault_addr: self.vault_addr.clone(),
+            namespace,
+        }
+    }
 }

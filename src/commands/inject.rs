@@ -4,29 +4,26 @@ use std::io::{Read, Write};
 
 use crate::cli::InjectArgs;
 use crate::error::Error;
-use crate::inject::{Options, inject_yaml};
+use crate::inject::inject_yaml;
 
 pub async fn run(args: InjectArgs) -> Result<(), Error> {
-    let mut paths = args.files.clone();
-    paths.extend(args.filename.iter().cloned());
+    let mut paths = args.files;
+    paths.extend(args.filename);
     if paths.is_empty() {
         paths.push("-".into());
     }
     let mut inputs = Vec::new();
     for path in &paths {
         let label = path.display().to_string();
+        let stdin = label == "-";
         let mut bytes = Vec::new();
-        let read = if label == "-" {
+        let read = if stdin {
             std::io::stdin().read_to_end(&mut bytes)
         } else {
             std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
         };
         read.map_err(|e| {
-            let what = if label == "-" {
-                "stdin".to_string()
-            } else {
-                label.clone()
-            };
+            let what = if stdin { "stdin" } else { label.as_str() };
             Error::input(
                 format!("inject: cannot read {what}: {e}"),
                 "give a readable YAML file, or - for stdin",
@@ -41,12 +38,7 @@ pub async fn run(args: InjectArgs) -> Result<(), Error> {
         inputs.push((label, text));
     }
 
-    let options = Options {
-        legacy_sidecar: args.defaults.legacy_sidecar,
-        image: args.defaults.image.clone(),
-        vault_addr: args.defaults.vault_addr.clone(),
-        namespace: args.namespace.clone(),
-    };
+    let options = args.defaults.options(args.namespace);
     let rendered = inject_yaml(&inputs, &options, args.output)
         .map_err(|e| Error::input(format!("inject: {e}"), e.hint()))?;
     for warning in &rendered.warnings {

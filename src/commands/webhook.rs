@@ -2,7 +2,6 @@
 
 use crate::cli::WebhookArgs;
 use crate::error::Error;
-use crate::inject::Options;
 use crate::webhook::{CertFiles, Config, Server};
 
 pub async fn run(args: WebhookArgs) -> Result<(), Error> {
@@ -15,12 +14,8 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         reload_interval: args.tls_reload_interval,
         max_body_bytes: args.max_request_bytes,
         drain_delay: args.drain_delay,
-        options: Options {
-            legacy_sidecar: args.defaults.legacy_sidecar,
-            image: args.defaults.image,
-            vault_addr: args.defaults.vault_addr,
-            namespace: None,
-        },
+        // The namespace comes from each review.
+        options: args.defaults.options(None),
     };
     let server = Server::bind(config)
         .await

@@ -22,9 +22,9 @@ pub const VAULT_CA_CONFIGMAP: &str = "secret-zero.dev/vault-ca-configmap";
 /// `X-Vault-Namespace`.
 pub const VAULT_NAMESPACE: &str = "secret-zero.dev/vault-namespace";
 /// Transit key; by default the Secret's own annotation.
-pub const TRANSIT_KEY: &str = "secret-zero.dev/transit-key";
+pub const TRANSIT_KEY: &str = crate::sealed::ANN_TRANSIT_KEY;
 /// Transit mount; by default the Secret's annotation, else `transit`.
-pub const TRANSIT_MOUNT: &str = "secret-zero.dev/transit-mount";
+pub const TRANSIT_MOUNT: &str = crate::sealed::ANN_TRANSIT_MOUNT;
 /// `kubernetes` (default) or `jwt`.
 pub const AUTH_METHOD: &str = "secret-zero.dev/auth-method";
 /// Mount path of the auth method; by default its name.
@@ -295,8 +295,7 @@ impl Settings {
             }
             Ok(SocketSpec::Path(_)) => {
                 let path = socket_text;
-                let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-                let file = path.rsplit_once('/').map(|(_, f)| f).unwrap_or_default();
+                let (dir, file) = path.rsplit_once('/').unwrap_or_default();
                 if !path.starts_with('/')
                     || dir.is_empty()
                     || file.is_empty()

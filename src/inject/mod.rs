@@ -257,7 +257,7 @@ pub fn inject_object(
 
     if kind != "Pod"
         && opt_in(object.get("metadata"), &here)?
-        && !template_opted_in(object, template_pointer)
+        && inject_annotation(object, template_pointer).is_none()
     {
         return Err(InjectError::Pod {
             place: here,
@@ -317,25 +317,19 @@ fn opt_in(metadata: Option<&Value>, place: &str) -> Result<bool, InjectError> {
     }
 }
 
-fn template_opted_in(object: &Value, pointer: &str) -> bool {
-    object
-        .pointer(&format!(
-            "{pointer}/metadata/annotations/{}",
-            escape(INJECT)
-        ))
-        .is_some()
-}
-
 /// Whether any place a pod template usually sits carries the opt-in annotation.
 fn opted_in_anywhere(object: &Value) -> bool {
     ["", "/spec/template", "/spec/jobTemplate/spec/template"]
         .iter()
-        .any(|p| {
-            object
-                .pointer(&format!("{p}/metadata/annotations/{}", escape(INJECT)))
-                .and_then(Value::as_str)
-                == Some("true")
-        })
+        .any(|p| inject_annotation(object, p).and_then(Value::as_str) == Some("true"))
+}
+
+/// The [`INJECT`] annotation of the pod template at `pointer` (`""`: the object itself).
+fn inject_annotation<'a>(object: &'a Value, pointer: &str) -> Option<&'a Value> {
+    object.pointer(&format!(
+        "{pointer}/metadata/annotations/{}",
+        escape(INJECT)
+    ))
 }
 
 /// JSON pointer escaping of one reference token.

@@ -67,13 +67,13 @@ pub fn inject_template(
         message: message.to_string(),
     };
 
+    let no_annotations = Map::new();
     let annotations = template
         .get("metadata")
         .and_then(|m| m.get("annotations"))
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let settings = Settings::parse(&annotations, context.namespace.as_deref(), options, place)?;
+        .unwrap_or(&no_annotations);
+    let settings = Settings::parse(annotations, context.namespace.as_deref(), options, place)?;
     let ours = annotations.get(STATUS).and_then(Value::as_str) == Some(STATUS_INJECTED);
 
     let spec = template

@@ -7,7 +7,7 @@
 //! pair they started with, so no request fails during a swap.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -37,15 +37,14 @@ pub struct ReloadingCert {
     current: RwLock<Arc<CertifiedKey>>,
     provider: Arc<CryptoProvider>,
     /// What `current` was made from; taken by the reloader.
-    loaded: std::sync::Mutex<Option<Loaded>>,
+    loaded: Mutex<Option<Loaded>>,
 }
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        })
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 }
 
@@ -70,7 +69,7 @@ impl ReloadingCert {
         Ok(Arc::new(ReloadingCert {
             current: RwLock::new(Arc::new(certified)),
             provider,
-            loaded: std::sync::Mutex::new(Some(Loaded { cert, key })),
+            loaded: Mutex::new(Some(Loaded { cert, key })),
         }))
     }
 
@@ -80,10 +79,11 @@ impl ReloadingCert {
     pub fn spawn_reloader(self: &Arc<Self>, files: CertFiles, interval: Duration) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let taken = match this.loaded.lock() {
-                Ok(mut guard) => guard.take(),
-                Err(poisoned) => poisoned.into_inner().take(),
-            };
+            let taken = this
+                .loaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             let mut last = taken.unwrap_or_else(|| Loaded {
                 cert: Vec::new(),
                 key: Zeroizing::new(Vec::new()),
@@ -91,31 +91,24 @@ impl ReloadingCert {
             let mut warned = false;
             loop {
                 tokio::time::sleep(interval).await;
-                let (cert, key) = match read(&files) {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        if !warned {
-                            tracing::warn!("webhook: {e}; still serving the previous certificate");
-                            warned = true;
-                        }
-                        continue;
+                let changed = read(&files).and_then(|(cert, key)| {
+                    if cert == last.cert && *key == *last.key {
+                        return Ok(None);
                     }
-                };
-                if cert == last.cert && *key == *last.key {
-                    continue;
-                }
-                match parse(&files, &cert, &key, &this.provider) {
-                    Ok(certified) => {
+                    let certified = parse(&files, &cert, &key, &this.provider)?;
+                    Ok(Some((certified, Loaded { cert, key })))
+                });
+                match changed {
+                    Ok(None) => {}
+                    Ok(Some((certified, loaded))) => {
                         let summary = describe(&certified);
-                        match this.current.write() {
-                            Ok(mut guard) => *guard = Arc::new(certified),
-                            Err(poisoned) => *poisoned.into_inner() = Arc::new(certified),
-                        }
+                        *this.current.write().unwrap_or_else(PoisonError::into_inner) =
+                            Arc::new(certified);
                         tracing::info!(
                             "webhook: reloaded the TLS certificate from {} ({summary})",
                             files.cert.display()
                         );
-                        last = Loaded { cert, key };
+                        last = loaded;
                         warned = false;
                     }
                     Err(e) => {
