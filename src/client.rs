@@ -11,7 +11,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::Plaintext;
 use crate::error::exit;
@@ -397,7 +397,6 @@ async fn exchange_async(socket: &SocketSpec, path: &str) -> Result<Answer, Clien
                 break;
             }
         }
-        chunk.zeroize();
         reader.finish()
     };
     match tokio::time::timeout(TIMEOUT, work).await {

@@ -287,7 +287,7 @@ pub struct PlaintextFileSource {
 
 impl PlaintextFileSource {
     pub fn fetch(&self) -> Result<Fetched, Error> {
-        let bytes = zeroize::Zeroizing::new(std::fs::read(&self.path).map_err(|e| {
+        let mut bytes = zeroize::Zeroizing::new(std::fs::read(&self.path).map_err(|e| {
             Error::input(
                 format!(
                     "cannot read the plaintext file {}: {e}",
@@ -296,11 +296,12 @@ impl PlaintextFileSource {
                 "check the path given to --plaintext-file",
             )
         })?);
+        // No `check_shape` afterwards: `document_to_json` only returns a JSON object,
+        // and any bytes pass as raw.
         let plaintext = match self.shape {
-            Shape::Raw => Plaintext::new(bytes.to_vec()),
+            Shape::Raw => Plaintext::new(std::mem::take(&mut *bytes)),
             Shape::JsonObject => document_to_json(&bytes, &self.path)?,
         };
-        check_shape(&plaintext, self.shape)?;
         Ok(Fetched {
             plaintext,
             key_version: None,

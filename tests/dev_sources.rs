@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
+use secret_zero_testbed::process;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
@@ -42,40 +42,37 @@ impl Agent {
         Agent { child, socket, log }
     }
 
+    /// `--plaintext-env DEFINITION --env-file ENV_FILE`.
+    fn with_env_file(
+        dir: &Path,
+        definition: &Path,
+        env_file: &Path,
+        env: &[(&str, &str)],
+    ) -> Agent {
+        let args = [
+            "--plaintext-env",
+            definition.to_str().unwrap(),
+            "--env-file",
+            env_file.to_str().unwrap(),
+        ];
+        Agent::spawn(dir, &args, env)
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {status} before ready:\n{}", self.log());
-            }
-            let probe = Command::new(BIN)
-                .arg("probe")
-                .arg("--socket")
-                .arg(&self.socket)
-                .output()
-                .unwrap();
-            if probe.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent not ready after 20 s:\n{}", self.log());
+        process::wait_ready(&mut self.child, Path::new(BIN), &self.socket, || {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        });
     }
 
     /// Waits for the agent to fail; its exit code and log.
     fn wait_exit(&mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code().unwrap_or(-1), self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent still running after 30 s:\n{}", self.log());
+        process::wait_exit(&mut self.child, || {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        })
     }
 
     fn get(&self) -> Output {
@@ -151,14 +148,10 @@ fn plaintext_env_maps_variables_to_keys_and_the_environment_beats_the_env_file()
         ),
     )
     .unwrap();
-    let mut agent = Agent::spawn(
+    let mut agent = Agent::with_env_file(
         dir.path(),
-        &[
-            "--plaintext-env",
-            definition.to_str().unwrap(),
-            "--env-file",
-            env_file.to_str().unwrap(),
-        ],
+        &definition,
+        &env_file,
         &[("SZT_DBHOST", "db.internal")],
     );
     let document = agent.take_document();
@@ -198,14 +191,10 @@ fn plaintext_env_with_a_missing_variable_names_it_and_exits_3() {
     .unwrap();
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, "OTHER=1\n").unwrap();
-    let mut agent = Agent::spawn(
+    let mut agent = Agent::with_env_file(
         dir.path(),
-        &[
-            "--plaintext-env",
-            definition.to_str().unwrap(),
-            "--env-file",
-            env_file.to_str().unwrap(),
-        ],
+        &definition,
+        &env_file,
         &[("SZT_PRESENT", SENTINEL)],
     );
     assert_fails(&mut agent, 3, "SZT_SURELY_UNSET_42");
@@ -219,16 +208,7 @@ fn plaintext_env_with_a_broken_env_file_gives_the_line_not_the_content() {
     std::fs::write(&definition, "a: SZT_A\n").unwrap();
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, format!("SZT_A=1\n{SENTINEL} no equals sign\n")).unwrap();
-    let mut agent = Agent::spawn(
-        dir.path(),
-        &[
-            "--plaintext-env",
-            definition.to_str().unwrap(),
-            "--env-file",
-            env_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let mut agent = Agent::with_env_file(dir.path(), &definition, &env_file, &[]);
     assert_fails(&mut agent, 3, "line 2");
 }
 

@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
 /// A value that must never appear in an example's output unless asked for.
@@ -67,23 +67,12 @@ impl Agent {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("agent exited with {status}:\n{}", self.log());
-            }
-            let probe = Command::new(BIN)
-                .arg("probe")
-                .arg("--socket")
-                .arg(&self.socket)
-                .output()
-                .unwrap();
-            if probe.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("agent not ready after 20 s:\n{}", self.log());
+        secret_zero_testbed::process::wait_ready(
+            &mut self.child,
+            Path::new(BIN),
+            &self.socket,
+            || std::fs::read_to_string(&self.log).unwrap_or_default(),
+        );
     }
 
     fn log(&self) -> String {

@@ -30,14 +30,13 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     );
 
     let source = build_source(&args)?;
-    let socket = args.socket.clone();
     let format = match args.format {
         ServeFormat::Json => DocFormat::Json,
         ServeFormat::Raw => DocFormat::Raw,
     };
     // Bind before any Vault call: a bad socket path fails fast and costs no token.
     let agent = Agent::bind(AgentConfig {
-        socket,
+        socket: args.socket.clone(),
         socket_mode: args.socket_mode,
         policy: PeerPolicy {
             uids: args.allow_uid.clone(),
@@ -135,6 +134,13 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             "name the definition file with --plaintext-env, or drop --env-file",
         ));
     }
+    let cluster = || {
+        ClusterSource::detect(
+            args.kube.kubeconfig.as_deref(),
+            Some(&args.kube.serviceaccount_dir),
+        )
+    };
+    let backoff = Backoff::with_timeout(args.retry_timeout);
     if let Some(path) = &args.plaintext_file {
         tracing::warn!(
             file = %path.display(),
@@ -174,11 +180,8 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         return Ok(AnySource::Kube(Arc::new(PlaintextKubeSource {
             kind,
             object: SecretRef::parse(object)?,
-            cluster: ClusterSource::detect(
-                args.kube.kubeconfig.as_deref(),
-                Some(&args.kube.serviceaccount_dir),
-            ),
-            backoff: Backoff::with_timeout(args.retry_timeout),
+            cluster: cluster(),
+            backoff,
         })));
     }
 
@@ -192,10 +195,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             }
             CiphertextAt::Secret {
                 secret: SecretRef::parse(secret)?,
-                cluster: ClusterSource::detect(
-                    args.kube.kubeconfig.as_deref(),
-                    Some(&args.kube.serviceaccount_dir),
-                ),
+                cluster: cluster(),
             }
         }
         (None, Some(path)) => CiphertextAt::File {
@@ -249,6 +249,6 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             }),
         },
         shape,
-        backoff: Backoff::with_timeout(args.retry_timeout),
+        backoff,
     })))
 }

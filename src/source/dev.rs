@@ -325,8 +325,8 @@ impl PlaintextKubeSource {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(key, bytes)| {
-                        let bytes = Zeroizing::new(bytes.0);
-                        let text = String::from_utf8(bytes.to_vec())
+                        // Moved, not copied: the bytes become the text, or are wiped.
+                        let text = String::from_utf8(bytes.0)
                             .map(Zeroizing::new)
                             .map_err(|e| drop(Zeroizing::new(e.into_bytes())));
                         (key, text)
@@ -383,7 +383,7 @@ impl PlaintextKubeSource {
         let mut document = Map::new();
         for (key, text) in entries {
             match text {
-                Ok(text) => document.insert(key, Value::String(text.to_string())),
+                Ok(mut text) => document.insert(key, Value::String(std::mem::take(&mut *text))),
                 Err(()) => return Err(binary(&key)),
             };
         }

@@ -92,3 +92,41 @@ impl Drop for Agent {
         }
     }
 }
+
+/// Wait until `bin probe --socket SOCKET` says ready, for a `child` spawned by the test
+/// itself (not through [`Agent::spawn`]); panics with `log()` if it exits first.
+pub fn wait_ready(child: &mut Child, bin: &Path, socket: &Path, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("agent exited with {status} before ready:\n{}", log());
+        }
+        let probe = Command::new(bin)
+            .arg("probe")
+            .arg("--socket")
+            .arg(socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if probe.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("agent not ready after 20 s:\n{}", log());
+}
+
+/// Wait for a `child` spawned by the test itself to exit; returns its exit code and
+/// `log()` (as [`Agent::wait_exit`] does).
+pub fn wait_exit(child: &mut Child, log: impl Fn() -> String) -> (i32, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().unwrap_or(-1), log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("agent still running after 30 s:\n{}", log());
+}
