@@ -20,6 +20,7 @@ pub mod retry;
 pub mod rotate;
 pub mod seal;
 pub mod sealed;
+pub mod signals;
 pub mod source;
 pub mod vault;
 pub mod webhook;

@@ -2,10 +2,10 @@
 //! (`--vault-token-file`, `VAULT_TOKEN`, `~/.vault-token`), or with `--role` the same
 //! ServiceAccount login as the agent, whose token is revoked when the work is done.
 
-use crate::cli::{AuthMethodArg, OperatorAuthArgs, VaultArgs};
+use crate::cli::{OperatorAuthArgs, VaultArgs};
 use crate::error::Error;
 use crate::retry::{Backoff, retry};
-use crate::vault::{self, AuthMethod, VaultToken};
+use crate::vault::{self, VaultToken};
 
 /// A client and the token to use with it.
 pub struct Session {
@@ -33,15 +33,8 @@ impl Session {
                 login_accessor: None,
             });
         };
-        let method = match auth.login.auth_method {
-            AuthMethodArg::Kubernetes => AuthMethod::Kubernetes,
-            AuthMethodArg::Jwt => AuthMethod::Jwt,
-        };
-        let mount = auth
-            .login
-            .auth_mount
-            .clone()
-            .unwrap_or_else(|| method.default_mount().to_string());
+        let method = auth.login.method();
+        let mount = auth.login.mount();
         let jwt = crate::source::read_jwt(&auth.login.token_file)?;
         let login = retry("vault login", backoff, || {
             vault.login(method, &mount, role, &jwt)

@@ -159,6 +159,23 @@ pub enum AuthMethodArg {
     Jwt,
 }
 
+impl LoginArgs {
+    /// The auth method these flags name.
+    pub fn method(&self) -> crate::vault::AuthMethod {
+        match self.auth_method {
+            AuthMethodArg::Kubernetes => crate::vault::AuthMethod::Kubernetes,
+            AuthMethodArg::Jwt => crate::vault::AuthMethod::Jwt,
+        }
+    }
+
+    /// `--auth-mount`, else the method's usual mount.
+    pub fn mount(&self) -> String {
+        self.auth_mount
+            .clone()
+            .unwrap_or_else(|| self.method().default_mount().to_string())
+    }
+}
+
 /// How to reach the Kubernetes API.
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
@@ -197,6 +214,15 @@ pub struct TransitArgs {
 pub enum BindingArg {
     Identity,
     None,
+}
+
+impl From<BindingArg> for crate::sealed::Binding {
+    fn from(arg: BindingArg) -> Self {
+        match arg {
+            BindingArg::Identity => crate::sealed::Binding::Identity,
+            BindingArg::None => crate::sealed::Binding::None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::cli::{BindingArg, SealArgs};
+use crate::cli::SealArgs;
 use crate::error::Error;
 use crate::kube;
 use crate::operator::Session;
@@ -21,10 +21,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         secret,
         mount: args.transit_mount.clone(),
         key: args.transit_key.clone(),
-        binding: args.binding.map(|b| match b {
-            BindingArg::Identity => Binding::Identity,
-            BindingArg::None => Binding::None,
-        }),
+        binding: args.binding.map(Binding::from),
         verify: !args.no_verify,
         backoff,
     };

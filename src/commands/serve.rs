@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::agent::{Agent, AgentConfig, DocFormat, PeerPolicy, Source};
-use crate::cli::{AuthMethodArg, BindingArg, ServeArgs, ServeFormat};
+use crate::cli::{ServeArgs, ServeFormat};
 use crate::error::Error;
 use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
@@ -15,7 +15,7 @@ use crate::source::{
     CiphertextAt, Fetched, KubeObjectKind, LoginSpec, PlaintextEnvSource, PlaintextFileSource,
     PlaintextKubeSource, Shape, VaultSource,
 };
-use crate::vault::{self, AuthMethod, VaultConfig};
+use crate::vault;
 
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let hardening = crate::harden::harden();
@@ -81,19 +81,8 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
 
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the default action (exit) still applies.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: wiping and exiting"),
-        _ = int.recv() => tracing::info!("SIGINT: wiping and exiting"),
-    }
+    let signal = crate::signals::terminated().await;
+    tracing::info!("{signal}: wiping and exiting");
 }
 
 /// The agent's source of plaintext: Vault, or (development and migration) a file, the
@@ -210,32 +199,19 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         }
     };
 
-    let method = match args.login.auth_method {
-        AuthMethodArg::Kubernetes => AuthMethod::Kubernetes,
-        AuthMethodArg::Jwt => AuthMethod::Jwt,
-    };
+    let method = args.login.method();
     let role = args.login.role.clone().ok_or_else(|| {
         Error::input(
             "serve needs --role (the Vault role to log in as)",
             "set --role or SECRET_ZERO_ROLE",
         )
     })?;
-    let vault = vault::Client::new(&VaultConfig {
-        addr: args.vault.vault_addr.clone(),
-        ca_cert: args.vault.vault_cacert.clone(),
-        namespace: args.vault.vault_namespace.clone(),
-        timeout: args.vault.vault_timeout,
-        keep_alive: false,
-    })?;
+    let vault = vault::Client::new(&args.vault.config(false))?;
     Ok(AnySource::Vault(Arc::new(VaultSource {
         vault,
         login: LoginSpec {
             method,
-            mount: args
-                .login
-                .auth_mount
-                .clone()
-                .unwrap_or_else(|| method.default_mount().to_string()),
+            mount: args.login.mount(),
             role,
             token_file: args.login.token_file.clone(),
         },
@@ -243,10 +219,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         transit: TransitFlags {
             mount: args.transit.transit_mount.clone(),
             key: args.transit.transit_key.clone(),
-            binding: args.transit.binding.map(|b| match b {
-                BindingArg::Identity => Binding::Identity,
-                BindingArg::None => Binding::None,
-            }),
+            binding: args.transit.binding.map(Binding::from),
         },
         shape,
         backoff,

@@ -26,26 +26,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
     tracing::info!(
         "webhook: listening on https://{addr} (POST /mutate, GET /healthz, GET /readyz)"
     );
-    server.run(terminated()).await;
+    server
+        .run(async {
+            crate::signals::terminated().await;
+        })
+        .await;
     Ok(())
-}
-
-/// SIGTERM (kubelet) or SIGINT (a terminal).
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            tracing::warn!("webhook: cannot watch signals; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
 }
