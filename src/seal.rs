@@ -20,7 +20,6 @@ use std::io::Read;
 use std::path::Path;
 
 use k8s_openapi::ByteString;
-use kube::api::{Api, DeleteParams, Preconditions};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -669,17 +668,15 @@ pub async fn to_manifest(
     manifest(&sealed.secret, format)
 }
 
-/// A Secret in the cluster and the client that reads and writes it.
+/// The Secrets API that seal reads and writes through.
 pub struct Cluster {
-    pub client: kube::Client,
     pub secrets: Secrets,
 }
 
 impl Cluster {
     pub fn new(client: kube::Client) -> Cluster {
         Cluster {
-            secrets: Secrets::new(client.clone()),
-            client,
+            secrets: Secrets::new(client),
         }
     }
 
@@ -858,16 +855,8 @@ async fn restore(
             Ok("it was put back as it was")
         }
         None => {
-            let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &r.secret.namespace);
-            let params = DeleteParams::default().preconditions(Preconditions {
-                resource_version: rv,
-                uid: written.metadata.uid.clone(),
-            });
-            retry("kubernetes delete", r.backoff, || async {
-                api.delete(&r.secret.name, &params)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| KubeError::from_kube(&r.object(), e))
+            retry("kubernetes delete", r.backoff, || {
+                cluster.secrets.delete_exact(written)
             })
             .await?;
             tracing::warn!(secret = %r.object(), "Secret deleted: it did not exist before seal");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 
 use super::Secret;
 use super::error::KubeError;
@@ -107,6 +107,23 @@ impl Secrets {
     pub async fn delete(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
         self.api(namespace)
             .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
+    }
+}
+
+impl Secrets {
+    /// Delete exactly this version of a Secret: refused (Conflict) if it changed or was
+    /// replaced since it was read, so a rollback never removes someone else's write.
+    pub async fn delete_exact(&self, secret: &Secret) -> Result<(), KubeError> {
+        let (namespace, name) = names(secret)?;
+        let params = DeleteParams::default().preconditions(Preconditions {
+            resource_version: secret.metadata.resource_version.clone(),
+            uid: secret.metadata.uid.clone(),
+        });
+        self.api(namespace)
+            .delete(name, &params)
             .await
             .map(|_| ())
             .map_err(|e| KubeError::from_kube(&object(namespace, name), e))
