@@ -1,7 +1,7 @@
 //! The client side of the agent's socket, used by `get`, `probe` and applications.
 //!
 //! One small HTTP/1.1 exchange per call: `GET` with `Connection: close`, then the answer
-//! read into a zeroizing buffer that grows without leaving copies behind and is cut at
+//! read into a [`PlaintextBuf`] (it grows without leaving copies behind) and cut at
 //! `Content-Length` (or at end of stream). Hand-written rather than a pooled HTTP client
 //! so that every byte of the answer is in a buffer we wipe. The blocking variants use
 //! std sockets and need no runtime.
@@ -10,14 +10,14 @@ use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use crate::Plaintext;
-use crate::error::exit;
-use crate::format::{self, FormatError, SecretBuf};
-
-pub use crate::agent::{AgentState, AgentStatus, DocFormat, SocketSpec};
+use crate::exit;
+use crate::format::{self, FetchFormat, FormatError};
+use crate::json::{self, JsonErrorKind};
+use crate::plaintext::{Plaintext, PlaintextBuf};
+use crate::socket::SocketSpec;
+use crate::status::AgentStatus;
 
 /// How long one exchange may take, connecting included. A later delivery may wait on a
 /// fresh login and decrypt, so this is generous.
@@ -26,31 +26,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer accepted.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-/// How to ask for the document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FetchFormat {
-    /// The JSON document (refused by an agent serving raw bytes).
-    #[default]
-    Json,
-    /// `KEY='value'` lines, ready for `set -a; . FILE`.
-    Dotenv,
-    /// The bytes as the agent holds them, JSON or not.
-    Raw,
-}
-
-impl FetchFormat {
-    fn query(self) -> &'static str {
-        match self {
-            FetchFormat::Json => "json",
-            FetchFormat::Dotenv => "dotenv",
-            FetchFormat::Raw => "raw",
-        }
-    }
-}
-
-/// A delivered document, wiped on drop.
+/// A delivered document. Its bytes are a [`Plaintext`], wiped on drop.
 pub struct Document {
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: Plaintext,
     content_type: String,
     /// Where it came from, for error messages.
     socket: String,
@@ -59,7 +37,7 @@ pub struct Document {
 impl Document {
     /// The document as delivered.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.expose()
     }
 
     /// The answer's `Content-Type`.
@@ -68,44 +46,50 @@ impl Document {
     }
 
     /// The value of one top-level key: a string unquoted and unescaped, anything else as
-    /// its JSON text.
-    pub fn key(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, FormatError> {
-        format::key_value(&self.bytes, name)
+    /// its JSON text. A document with a key twice, at any depth, is refused.
+    pub fn key(&self, name: &str) -> Result<Plaintext, FormatError> {
+        format::key_value(self.bytes.expose(), name)
     }
 
     /// The names of the top-level keys of a JSON document, sorted, without their
-    /// values: what an application can log to show what it received.
+    /// values: what an application can log to show what it received. A document with a
+    /// key twice, at any depth, is refused.
     pub fn keys(&self) -> Result<Vec<String>, FormatError> {
-        let first = self.bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
-            return Err(FormatError::NotObject);
-        }
-        serde_json::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(
-            &self.bytes,
-        )
-        .map(|map| map.into_keys().collect())
-        // serde_json's message could quote a value: keep the position only.
-        .map_err(|e| FormatError::NotJson(format!("line {}, column {}", e.line(), e.column())))
+        let entries = json::object_entries(self.bytes.expose())?;
+        let mut keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     /// Deserialize the JSON document into the application's own type. The copies `T`
     /// holds are the application's to wipe (e.g. `secrecy::SecretString` fields or
-    /// `zeroize::Zeroizing`); this `Document` still wipes its own bytes on drop.
+    /// `zeroize::Zeroizing`); this `Document` still wipes its own bytes on drop. A
+    /// document with a key twice, at any depth, is refused first, whatever `T` would
+    /// make of it.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ClientError> {
-        serde_json::from_slice(&self.bytes).map_err(|e| ClientError::BadAnswer {
+        let bytes = self.bytes.expose();
+        let bad = |reason: String| ClientError::BadAnswer {
             socket: self.socket.clone(),
-            reason: format!(
+            reason,
+        };
+        if let Err(e) = json::check_value(bytes)
+            && e.kind() == JsonErrorKind::DuplicateKey
+        {
+            return Err(bad(e.to_string()));
+        }
+        serde_json::from_slice(bytes).map_err(|e| {
+            bad(format!(
                 "the document does not have the expected shape (line {}, column {}: {:?})",
                 e.line(),
                 e.column(),
                 e.classify()
-            ),
+            ))
         })
     }
 
     /// The bytes as a [`Plaintext`], without copying them.
-    pub fn into_plaintext(mut self) -> Plaintext {
-        Plaintext::new(std::mem::take(&mut *self.bytes))
+    pub fn into_plaintext(self) -> Plaintext {
+        self.bytes
     }
 }
 
@@ -129,43 +113,66 @@ pub enum ClientError {
     /// 403, or the socket file's mode does not let this process connect.
     #[error("the agent on {socket} refused this process (uid {uid}): {message}")]
     Refused {
+        /// The socket, as given.
         socket: String,
+        /// This process's effective uid, the one the agent checked.
         uid: u32,
+        /// The agent's reason.
         message: String,
+        /// The agent's hint.
         hint: String,
     },
 
     /// 410: every delivery has been made.
     #[error("the agent on {socket} has no delivery left: {message}")]
     Gone {
+        /// The socket, as given.
         socket: String,
+        /// The agent's reason (how many deliveries were made).
         message: String,
+        /// The agent's hint.
         hint: String,
     },
 
     /// 503: still starting, failed to start, or a fresh copy could not be fetched.
     #[error("the agent on {socket} is not ready: {message}")]
     NotReady {
+        /// The socket, as given.
         socket: String,
+        /// The agent's reason.
         message: String,
+        /// The agent's hint.
         hint: String,
     },
 
     /// Nothing to connect to: no socket, nobody listening, or no answer in time.
     #[error("cannot reach the agent on {socket}: {reason}")]
-    Unreachable { socket: String, reason: String },
+    Unreachable {
+        /// The socket, as given.
+        socket: String,
+        /// Why: no socket file, nobody listening, a timeout.
+        reason: String,
+    },
 
     /// Any other status; `message` is the agent's error and hint.
     #[error("the agent on {socket} answered HTTP {status}: {message}")]
     Http {
+        /// The socket, as given.
         socket: String,
+        /// The HTTP status code.
         status: u16,
+        /// The agent's error, with its hint when it gave one.
         message: String,
     },
 
     /// Something answered, but not like an agent.
     #[error("unexpected answer on {socket}: {reason}")]
-    BadAnswer { socket: String, reason: String },
+    BadAnswer {
+        /// The socket, as given.
+        socket: String,
+        /// What was wrong with the answer; never its content.
+        reason: String,
+    },
 }
 
 impl ClientError {
@@ -203,51 +210,42 @@ impl ClientError {
     }
 }
 
-/// The environment variable naming the agent's socket, the same one `get` reads.
-pub const SOCKET_ENV: &str = "SECRET_ZERO_SOCKET";
-
-/// The socket an application should use: `SECRET_ZERO_SOCKET` (a path or `@NAME`) when
-/// set and not empty, else `/run/secret-zero/agent.sock`.
-pub fn socket_from_env() -> Result<SocketSpec, crate::Error> {
-    match std::env::var(SOCKET_ENV) {
-        Ok(value) if !value.is_empty() => value.parse(),
-        _ => Ok(SocketSpec::default()),
-    }
-}
-
 /// Read the JSON document once from `socket`: the one call most applications need.
 /// Errors are typed: [`ClientError::Refused`] (403), [`ClientError::Gone`] (410),
 /// [`ClientError::Unreachable`] (no agent), each with [`ClientError::exit_code`].
+#[cfg(feature = "tokio")]
 pub async fn fetch_json(socket: &SocketSpec) -> Result<Document, ClientError> {
     fetch(socket, FetchFormat::Json).await
 }
 
-/// [`fetch_json`] without a runtime.
+/// `fetch_json` without a runtime.
 pub fn fetch_json_blocking(socket: &SocketSpec) -> Result<Document, ClientError> {
     fetch_blocking(socket, FetchFormat::Json)
 }
 
 /// Fetch the document once (this consumes a delivery when it succeeds).
+#[cfg(feature = "tokio")]
 pub async fn fetch(socket: &SocketSpec, format: FetchFormat) -> Result<Document, ClientError> {
-    let path = format!("/v1/secret?format={}", format.query());
+    let path = format!("/v1/secret?format={}", format.as_str());
     let answer = exchange_async(socket, &path).await?;
     document(socket, answer)
 }
 
-/// [`fetch`] without a runtime.
+/// `fetch` without a runtime.
 pub fn fetch_blocking(socket: &SocketSpec, format: FetchFormat) -> Result<Document, ClientError> {
-    let path = format!("/v1/secret?format={}", format.query());
+    let path = format!("/v1/secret?format={}", format.as_str());
     let answer = exchange_blocking(socket, &path)?;
     document(socket, answer)
 }
 
 /// The agent's status; never consumes a delivery.
+#[cfg(feature = "tokio")]
 pub async fn status(socket: &SocketSpec) -> Result<AgentStatus, ClientError> {
     let answer = exchange_async(socket, "/v1/status").await?;
     agent_status(socket, answer)
 }
 
-/// [`status`] without a runtime.
+/// `status` without a runtime.
 pub fn status_blocking(socket: &SocketSpec) -> Result<AgentStatus, ClientError> {
     let answer = exchange_blocking(socket, "/v1/status")?;
     agent_status(socket, answer)
@@ -260,7 +258,7 @@ fn document(socket: &SocketSpec, answer: Answer) -> Result<Document, ClientError
     Ok(Document {
         socket: socket.to_string(),
         content_type: answer.content_type,
-        bytes: answer.body.into_inner(),
+        bytes: answer.body.into_plaintext(),
     })
 }
 
@@ -268,7 +266,7 @@ fn agent_status(socket: &SocketSpec, answer: Answer) -> Result<AgentStatus, Clie
     if answer.status != 200 {
         return Err(refusal(socket, &answer));
     }
-    serde_json::from_slice(answer.body.as_slice()).map_err(|e| ClientError::BadAnswer {
+    serde_json::from_slice(answer.body.expose()).map_err(|e| ClientError::BadAnswer {
         socket: socket.to_string(),
         reason: format!("status is not the expected JSON: {e}"),
     })
@@ -282,7 +280,7 @@ fn refusal(socket: &SocketSpec, answer: &Answer) -> ClientError {
         #[serde(default)]
         hint: Option<String>,
     }
-    let (message, hint) = match serde_json::from_slice::<Body>(answer.body.as_slice()) {
+    let (message, hint) = match serde_json::from_slice::<Body>(answer.body.expose()) {
         Ok(body) => (body.error, body.hint.unwrap_or_default()),
         Err(_) => (format!("HTTP {}", answer.status), String::new()),
     };
@@ -371,7 +369,9 @@ fn io_error(socket: &SocketSpec, e: std::io::Error) -> ClientError {
     }
 }
 
+#[cfg(feature = "tokio")]
 async fn exchange_async(socket: &SocketSpec, path: &str) -> Result<Answer, ClientError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let work = async {
         let mut stream = match socket {
             SocketSpec::Path(path) => tokio::net::UnixStream::connect(path).await,
@@ -443,14 +443,14 @@ fn exchange_blocking(socket: &SocketSpec, path: &str) -> Result<Answer, ClientEr
 struct Answer {
     status: u16,
     content_type: String,
-    body: SecretBuf,
+    body: PlaintextBuf,
 }
 
 /// Accumulates an HTTP/1.1 answer: head parsed with `httparse`, body cut at
 /// `Content-Length` or taken to end of stream.
 struct AnswerReader {
     socket: String,
-    buf: SecretBuf,
+    buf: PlaintextBuf,
     head: Option<Head>,
 }
 
@@ -466,7 +466,7 @@ impl AnswerReader {
     fn new(socket: &SocketSpec) -> AnswerReader {
         AnswerReader {
             socket: socket.to_string(),
-            buf: SecretBuf::with_capacity(4096),
+            buf: PlaintextBuf::with_capacity(4096),
             head: None,
         }
     }
@@ -513,7 +513,7 @@ impl AnswerReader {
     fn parse_head(&mut self) -> Result<(), ClientError> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
-        let size = match response.parse(self.buf.as_slice()) {
+        let size = match response.parse(self.buf.expose()) {
             Ok(httparse::Status::Complete(size)) => size,
             Ok(httparse::Status::Partial) => return Ok(()),
             Err(e) => return Err(self.bad(format!("not HTTP: {e}"))),
@@ -594,7 +594,7 @@ mod tests {
         let answer = r.finish().unwrap();
         assert_eq!(answer.status, 200);
         assert_eq!(answer.content_type, "a/b");
-        assert_eq!(answer.body.as_slice(), b"hello");
+        assert_eq!(answer.body.expose(), b"hello");
     }
 
     #[test]
@@ -605,7 +605,7 @@ mod tests {
         assert!(r.feed(b"").unwrap());
         let answer = r.finish().unwrap();
         assert_eq!(
-            (answer.status, answer.body.as_slice()),
+            (answer.status, answer.body.expose()),
             (410, &b"{\"error\":\"x\"}"[..])
         );
     }
@@ -619,5 +619,185 @@ mod tests {
         assert!(matches!(r.finish(), Err(ClientError::BadAnswer { .. })));
         let mut r = reader();
         assert!(r.feed(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+    }
+
+    fn document(body: &[u8]) -> Document {
+        Document {
+            bytes: Plaintext::new(body.to_vec()),
+            content_type: "application/json".into(),
+            socket: "@t".into(),
+        }
+    }
+
+    #[test]
+    fn documents_give_keys_values_and_types() {
+        let doc = document(br#"{"b": {"x": 1}, "a": "it's"}"#);
+        assert_eq!(doc.keys().unwrap(), ["a", "b"]);
+        assert_eq!(doc.key("a").unwrap().expose(), b"it's");
+        let value: serde_json::Value = doc.json().unwrap();
+        assert_eq!(value["b"]["x"], 1);
+        let shown = format!("{doc:?}");
+        assert!(
+            !shown.contains("it's") && shown.contains("REDACTED"),
+            "{shown}"
+        );
+        assert_eq!(doc.into_plaintext().len(), 28);
+        assert_eq!(document(b"[1]").keys().unwrap_err(), FormatError::NotObject);
+    }
+
+    #[test]
+    fn documents_with_duplicate_keys_are_refused_by_every_reader() {
+        for body in [
+            &br#"{"K": "sentinel-1", "K": "sentinel-2"}"#[..],
+            br#"{"K": {"n": "sentinel-1", "n": "sentinel-2"}}"#,
+        ] {
+            let doc = document(body);
+            let errors = [
+                doc.keys().unwrap_err().to_string(),
+                doc.key("K").unwrap_err().to_string(),
+                doc.json::<serde_json::Value>().unwrap_err().to_string(),
+                doc.json::<std::collections::HashMap<String, serde_json::Value>>()
+                    .unwrap_err()
+                    .to_string(),
+            ];
+            for text in errors {
+                assert!(
+                    text.contains("more than once") || text.contains("duplicate key"),
+                    "{text}"
+                );
+                assert!(!text.contains("sentinel"), "{text}");
+            }
+        }
+    }
+
+    /// An agent double on an abstract socket: answers each connection with the next
+    /// canned answer, and hands back the requests it got.
+    fn fake_agent(answers: Vec<Vec<u8>>) -> (SocketSpec, std::thread::JoinHandle<Vec<String>>) {
+        use std::os::unix::net::{SocketAddr, UnixListener};
+        let name = format!(
+            "secret-zero-client-test-{}-{}",
+            std::process::id(),
+            fastish_id()
+        );
+        let listener =
+            UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
+        let server = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    let n = stream.read(&mut chunk).unwrap();
+                    assert!(n > 0, "the client closed before its request was whole");
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                requests.push(String::from_utf8(request).unwrap());
+                stream.write_all(&answer).unwrap();
+            }
+            requests
+        });
+        (SocketSpec::Abstract(name), server)
+    }
+
+    fn fastish_id() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn answer(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn blocking_calls_talk_to_an_agent() {
+        let (socket, server) = fake_agent(vec![
+            answer("200 OK", "application/json", r#"{"db_password":"s3cr3t"}"#),
+            answer(
+                "200 OK",
+                "application/json",
+                r#"{"state":"delivered","deliveries_left":0,"format":"json","key_version":2}"#,
+            ),
+            answer(
+                "410 Gone",
+                "application/json",
+                r#"{"error":"no delivery left: 1 of 1 made","hint":"restart the pod"}"#,
+            ),
+            answer(
+                "400 Bad Request",
+                "application/json",
+                r#"{"error":"unknown format","hint":"use json"}"#,
+            ),
+        ]);
+        let doc = fetch_json_blocking(&socket).unwrap();
+        assert_eq!(doc.key("db_password").unwrap().expose(), b"s3cr3t");
+        assert_eq!(doc.content_type(), "application/json");
+        let status = status_blocking(&socket).unwrap();
+        assert!(status.is_healthy());
+        assert_eq!(status.key_version, Some(2));
+        let gone = fetch_blocking(&socket, FetchFormat::Dotenv).unwrap_err();
+        assert_eq!(gone.exit_code(), exit::AGENT_GONE);
+        assert_eq!(gone.hint().as_deref(), Some("restart the pod"));
+        assert!(gone.to_string().contains("no delivery left"), "{gone}");
+        let bad = fetch_blocking(&socket, FetchFormat::Raw).unwrap_err();
+        assert_eq!(bad.exit_code(), exit::INPUT);
+        assert_eq!(
+            bad.to_string(),
+            format!("the agent on {socket} answered HTTP 400: unknown format (hint: use json)")
+        );
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("GET /v1/secret?format=json HTTP/1.1\r\n"));
+        assert!(requests[1].starts_with("GET /v1/status HTTP/1.1\r\n"));
+        assert!(requests[2].starts_with("GET /v1/secret?format=dotenv HTTP/1.1\r\n"));
+        assert!(requests[3].starts_with("GET /v1/secret?format=raw HTTP/1.1\r\n"));
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.contains("\r\nConnection: close\r\n"))
+        );
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn async_calls_talk_to_an_agent() {
+        let (socket, server) = fake_agent(vec![
+            answer("200 OK", "text/plain; charset=utf-8", "A='1'\n"),
+            answer(
+                "503 Service Unavailable",
+                "application/json",
+                r#"{"error":"not ready","hint":"retry shortly"}"#,
+            ),
+        ]);
+        let doc = fetch(&socket, FetchFormat::Dotenv).await.unwrap();
+        assert_eq!(doc.bytes(), b"A='1'\n");
+        let not_ready = status(&socket).await.unwrap_err();
+        assert!(
+            matches!(not_ready, ClientError::NotReady { .. }),
+            "{not_ready:?}"
+        );
+        assert_eq!(not_ready.exit_code(), exit::AGENT_UNREACHABLE);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn nobody_listening_is_unreachable() {
+        let socket =
+            SocketSpec::Abstract(format!("secret-zero-client-none-{}", std::process::id()));
+        let e = fetch_json_blocking(&socket).unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), exit::AGENT_UNREACHABLE);
+        let socket = SocketSpec::Path("/nonexistent/secret-zero/agent.sock".into());
+        let e = fetch_json_blocking(&socket).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot reach the agent on /nonexistent/secret-zero/agent.sock: no socket file there"
+        );
     }
 }
