@@ -11,14 +11,14 @@
 
 use std::process::ExitCode;
 
-use secret_zero::client::{self, ClientError};
+use secret_zero_client::{self as client, ClientError};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let socket = match client::socket_from_env() {
         Ok(socket) => socket,
         Err(e) => {
-            eprintln!("read_secret: {}", e.one_line());
+            eprintln!("read_secret: {e} (hint: {})", e.hint());
             return ExitCode::from(2);
         }
     };
@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
     );
     if let Some(name) = std::env::args().nth(1) {
         match document.key(&name) {
-            Ok(value) => println!("{name}={}", String::from_utf8_lossy(&value)),
+            Ok(value) => println!("{name}={}", String::from_utf8_lossy(value.expose())),
             Err(e) => {
                 eprintln!("read_secret: {e} (hint: {})", e.hint());
                 return ExitCode::from(3);

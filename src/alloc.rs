@@ -2,9 +2,12 @@
 //!
 //! Libraries copy secrets into buffers we never see (HTTP read buffers, JSON parsing,
 //! `String` growth). Wiping on free means a freed copy does not linger in the heap for a
-//! memory scan or a core dump to find (DESIGN §2.2). The cost is a write over each
+//! memory scan or a core dump to find (ARCHITECTURE.md, I3). The cost is a write over each
 //! freed block and a copy on every `realloc`, which is small for an agent that handles
 //! a few kilobytes.
+
+// The crate's one allowance: a global allocator is unsafe by definition.
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -1,74 +1,30 @@
-//! The crate's error type, its exit codes, and the hint each failure carries.
+//! The app layer's error: every failure a command can end with, its exit code, and
+//! its hint. The layers below describe what went wrong (each with its own error type);
+//! only this file decides what that means for the process (see ARCHITECTURE.md,
+//! "Errors and exit codes").
 //!
 //! Every failure ends as one line: what failed, against which endpoint or object, and
-//! what to do about it (DESIGN §2.8). Exit codes are a contract for scripts and
-//! kubelet; they are documented in the README and `--help`.
+//! what to do about it. Exit codes are a contract for scripts and kubelet; they are
+//! documented in the README and `--help`.
 
 use crate::agent::AgentError;
 use crate::client::ClientError;
+use crate::exit;
+use crate::failure::{Hinted, InputError};
+use crate::fault::Fault;
 use crate::format::FormatError;
 use crate::kube::KubeError;
 use crate::vault::VaultError;
-
-/// Documented process exit codes.
-pub mod exit {
-    /// Success.
-    pub const OK: i32 = 0;
-    /// A bug: something that should not happen did.
-    pub const INTERNAL: i32 = 1;
-    /// The command line is wrong (unknown flag, missing value).
-    pub const USAGE: i32 = 2;
-    /// An input we cannot use: a missing or malformed file, document or setting.
-    pub const INPUT: i32 = 3;
-    /// Vault refused the login (role, audience, expired or foreign token).
-    pub const VAULT_AUTH: i32 = 4;
-    /// Vault refused an operation: permission denied, bad request, no such key.
-    pub const VAULT_DENIED: i32 = 5;
-    /// Vault could not be reached, is sealed, failed TLS, or kept failing after retries.
-    pub const VAULT_UNAVAILABLE: i32 = 6;
-    /// The Kubernetes API refused: unauthorized, forbidden or not found.
-    pub const KUBE_DENIED: i32 = 7;
-    /// A Kubernetes write lost a race (409) that retries did not settle.
-    pub const KUBE_CONFLICT: i32 = 8;
-    /// The Kubernetes API could not be reached or kept failing.
-    pub const KUBE_UNAVAILABLE: i32 = 9;
-    /// `get`: the agent refused this process (403: uid/gid not allowed).
-    pub const AGENT_REFUSED: i32 = 10;
-    /// `get`: the agent has no delivery left (410).
-    pub const AGENT_GONE: i32 = 11;
-    /// `get`/`probe`: no agent answers on the socket, or it is not ready.
-    pub const AGENT_UNREACHABLE: i32 = 12;
-    /// `serve`: the socket cannot be bound (directory missing or read-only, a live
-    /// agent already on it).
-    pub const SOCKET: i32 = 13;
-    /// `rotate`: some Secrets could not be read, rewrapped or written (each named in
-    /// the log); the others were. Nothing was retired.
-    pub const SECRETS_FAILED: i32 = 14;
-    /// `rotate --retire` refused: some Secret under the key, in some namespace, is
-    /// still behind the latest version (each named in the log). Nothing was retired.
-    pub const RETIRE_REFUSED: i32 = 15;
-}
+use crate::webhook::WebhookError;
 
 /// Anything that can stop a secret-zero command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("vault: {0}")]
-    Vault(#[from] VaultError),
+    /// Vault, Kubernetes, unusable input or a bug, from the domain layer.
+    #[error(transparent)]
+    Fault(#[from] Fault),
 
-    #[error("kubernetes: {0}")]
-    Kube(#[from] KubeError),
-
-    /// Unusable input; the message says which and why.
-    #[error("{message}")]
-    Input {
-        message: String,
-        hint: Option<String>,
-    },
-
-    #[error("internal error: {0}")]
-    Internal(String),
-
-    /// The agent's socket could not be bound or served (exit code `SOCKET`).
+    /// The agent's settings or socket.
     #[error(transparent)]
     Agent(#[from] AgentError),
 
@@ -79,85 +35,135 @@ pub enum Error {
     /// A delivered document cannot be rendered as asked (dotenv, `--key`).
     #[error(transparent)]
     Format(#[from] FormatError),
+
+    /// The webhook cannot start.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+}
+
+impl From<VaultError> for Error {
+    fn from(e: VaultError) -> Error {
+        Error::Fault(e.into())
+    }
+}
+
+impl From<KubeError> for Error {
+    fn from(e: KubeError) -> Error {
+        Error::Fault(e.into())
+    }
+}
+
+impl From<crate::document::DocumentError> for Error {
+    fn from(e: crate::document::DocumentError) -> Error {
+        Error::Fault(e.into())
+    }
+}
+
+impl From<InputError> for Error {
+    fn from(e: InputError) -> Error {
+        Error::Fault(e.into())
+    }
 }
 
 impl Error {
     /// An input error with a hint.
     pub fn input(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Input {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        InputError::new(message, hint).into()
+    }
+
+    /// A bug: something that should not happen did.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::Fault(Fault::Internal(message.into()))
     }
 
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Vault(e) => match e {
-                VaultError::PermissionDenied { path, .. }
-                | VaultError::InvalidRequest { path, .. }
-                    if is_login(path) =>
-                {
-                    exit::VAULT_AUTH
-                }
-                VaultError::PermissionDenied { .. }
-                | VaultError::InvalidRequest { .. }
-                | VaultError::NotFound { .. } => exit::VAULT_DENIED,
-                VaultError::Config(_) => exit::INPUT,
-                VaultError::Unavailable { .. }
-                | VaultError::Transient { .. }
-                | VaultError::Tls { .. }
-                | VaultError::BadResponse { .. } => exit::VAULT_UNAVAILABLE,
-            },
-            Error::Kube(e) => match e {
-                KubeError::Conflict { .. } | KubeError::AlreadyExists { .. } => exit::KUBE_CONFLICT,
-                KubeError::Transient { .. } => exit::KUBE_UNAVAILABLE,
-                KubeError::Config(_) => exit::INPUT,
-                _ => exit::KUBE_DENIED,
-            },
-            Error::Input { .. } => exit::INPUT,
-            Error::Internal(_) => exit::INTERNAL,
+            Error::Fault(e) => fault_code(e),
+            Error::Agent(AgentError::Config(_)) => exit::INPUT,
             Error::Agent(_) => exit::SOCKET,
             Error::Client(e) => e.exit_code(),
             Error::Format(_) => exit::INPUT,
+            Error::Webhook(WebhookError::Tls(_)) => exit::INPUT,
+            // Like a socket `serve` cannot bind: the address, not the input, is the problem.
+            Error::Webhook(WebhookError::Listen { .. }) => exit::SOCKET,
         }
-    }
-
-    /// What the user can do about it, when we know.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Vault(e) => e.hint(),
-            Error::Kube(e) => e.hint(),
-            Error::Input { hint, .. } => hint.clone(),
-            Error::Internal(_) => {
-                Some("this is a bug in secret-zero: please report it with the log".into())
-            }
-            Error::Agent(e) => e.hint(),
-            Error::Client(e) => e.hint(),
-            Error::Format(e) => Some(e.hint()),
-        }
-    }
-
-    /// Whether a later attempt may succeed (bounded retries with backoff).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Vault(e) => e.is_transient(),
-            Error::Kube(e) => e.is_transient(),
-            _ => false,
-        }
-    }
-
-    /// The one line printed when a command fails: the error, then the hint.
-    pub fn one_line(&self) -> String {
-        let line = match self.hint() {
-            Some(hint) => format!("{self} (hint: {hint})"),
-            None => self.to_string(),
-        };
-        // Server messages may carry newlines; the contract is one line.
-        line.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 
-fn is_login(path: &str) -> bool {
-    path.starts_with("auth/") && path.ends_with("/login")
+impl Hinted for Error {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Fault(e) => e.hint(),
+            Error::Agent(e) => e.hint(),
+            Error::Client(e) => e.hint(),
+            Error::Format(e) => Some(e.hint()),
+            Error::Webhook(e) => Some(e.hint()),
+        }
+    }
+}
+
+fn fault_code(fault: &Fault) -> i32 {
+    match fault.root() {
+        Fault::Vault(e) => vault_code(e),
+        Fault::Kube(e) => kube_code(e),
+        Fault::Input(_) => exit::INPUT,
+        Fault::Internal(_) | Fault::Context { .. } => exit::INTERNAL,
+    }
+}
+
+fn vault_code(e: &VaultError) -> i32 {
+    match e {
+        VaultError::LoginRefused { .. } => exit::VAULT_AUTH,
+        VaultError::PermissionDenied { .. }
+        | VaultError::InvalidRequest { .. }
+        | VaultError::NotFound { .. } => exit::VAULT_DENIED,
+        VaultError::Credentials(_) | VaultError::Config(_) => exit::INPUT,
+        VaultError::Unavailable { .. }
+        | VaultError::Transient { .. }
+        | VaultError::Tls { .. }
+        | VaultError::BadResponse { .. } => exit::VAULT_UNAVAILABLE,
+    }
+}
+
+fn kube_code(e: &KubeError) -> i32 {
+    match e {
+        KubeError::Conflict { .. } | KubeError::AlreadyExists { .. } => exit::KUBE_CONFLICT,
+        KubeError::Transient { .. } => exit::KUBE_UNAVAILABLE,
+        KubeError::Config(_) => exit::INPUT,
+        KubeError::Unauthorized { .. }
+        | KubeError::Forbidden { .. }
+        | KubeError::NotFound { .. }
+        | KubeError::Refused { .. } => exit::KUBE_DENIED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_the_exit_code_of_its_source() {
+        let denied = VaultError::PermissionDenied {
+            path: "transit/keys/k".into(),
+            message: "permission denied".into(),
+        };
+        let e = Error::from(Fault::from(denied).context("nothing was written"));
+        assert_eq!(e.exit_code(), exit::VAULT_DENIED);
+        assert!(e.one_line().ends_with("; nothing was written (hint: check that the token's policy grants this operation on transit/keys/k)"), "{}", e.one_line());
+    }
+
+    #[test]
+    fn a_refused_login_is_an_auth_failure() {
+        let e = Error::from(VaultError::LoginRefused {
+            path: "auth/kubernetes/login".into(),
+            status: 403,
+            message: "permission denied".into(),
+        });
+        assert_eq!(e.exit_code(), exit::VAULT_AUTH);
+        assert_eq!(
+            e.to_string(),
+            "vault: permission denied on auth/kubernetes/login: permission denied"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Process hardening before any secret is touched (DESIGN §2.6): not dumpable, no core
+//! Process hardening before any secret is touched (ARCHITECTURE.md, I4): not dumpable, no core
 //! files, memory locked where the limits allow.
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};

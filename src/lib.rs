@@ -1,29 +1,107 @@
 //! secret-zero: a sidecar that turns a Transit ciphertext into plaintext held only in
 //! memory, delivered once over a Unix socket.
 //!
-//! The library holds everything; `main.rs` only parses, runs and maps errors to exit
-//! codes. See `DESIGN.md` for the security invariants each module keeps.
+//! The modules are private and layered (see ARCHITECTURE.md, "Layers"):
+//!
+//! - bottom, importing no other module of this crate: [`env`] (every variable name and
+//!   default), `document` (the document reader), `failure` (one-line messages and hints),
+//!   `retry`, `harden`, `signals`, `crypto`, `alloc`; plus what the client crate
+//!   `secret-zero-client` provides to both sides of the socket — [`Plaintext`], the exit
+//!   codes, the socket address, the JSON rules and the renderings;
+//! - clients, each with its own error type and no exit codes: `vault`, `kube`;
+//! - domain: `fault` (the domain's error), `secret_format`, `source`, `agent`, `seal`,
+//!   `rotate`, `inject`, `webhook`;
+//! - app: `error` (exit codes and hints), `cli`, `commands`.
+//!
+//! What an application needs is the [`client`] module (the same as the
+//! `secret-zero-client` crate, which does not pull in this crate's dependencies).
+#![deny(unsafe_code)]
 
-pub mod agent;
-pub mod alloc;
-pub mod cli;
-pub mod client;
-pub mod commands;
-pub mod error;
-pub mod format;
-pub mod harden;
-pub mod inject;
-pub mod kube;
-pub mod operator;
-pub mod plaintext;
-pub mod retry;
-pub mod rotate;
-pub mod seal;
-pub mod sealed;
-pub mod signals;
-pub mod source;
-pub mod vault;
-pub mod webhook;
+// Bottom.
+mod alloc;
+mod crypto;
+mod document;
+pub mod env;
+mod failure;
+mod harden;
+mod retry;
+mod signals;
 
-pub use error::Error;
-pub use plaintext::Plaintext;
+// Clients.
+mod kube;
+mod vault;
+
+// Domain.
+mod agent;
+mod fault;
+mod inject;
+mod rotate;
+mod seal;
+mod secret_format;
+mod source;
+mod webhook;
+
+// App.
+mod cli;
+mod commands;
+mod error;
+
+// The pieces shared with the client crate, under the names the layers above use.
+mod exit {
+    pub use secret_zero_client::exit::*;
+}
+mod format {
+    pub use secret_zero_client::{FetchFormat, FormatError, dotenv};
+}
+mod plaintext {
+    pub use secret_zero_client::{Plaintext, PlaintextBuf};
+}
+
+/// The application side of the agent's socket: fetch the document once, with typed
+/// errors and the exit codes `secret-zero get` uses.
+pub mod client {
+    pub use secret_zero_client::*;
+}
+
+pub use secret_zero_client::Plaintext;
+
+/// What the `secret-zero` binary runs; not an API.
+#[doc(hidden)]
+pub mod app {
+    pub use crate::alloc::ZeroingAllocator;
+    pub use crate::cli::{Cli, LogFormat};
+    pub use crate::commands::run;
+    pub use crate::error::Error;
+    pub use crate::failure::Hinted;
+    pub use secret_zero_client::exit;
+}
+
+/// What the integration tests in `tests/` reach into; not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub mod vault {
+        pub use crate::vault::{
+            AuthMethod, BatchItem, Client, KeyConfig, Login, TokenInfo, VaultConfig, VaultError,
+            VaultToken, ciphertext_version,
+        };
+    }
+    pub mod kube {
+        pub use crate::kube::{ClusterSource, KubeError, Secret, Secrets, connect};
+    }
+    pub mod agent {
+        pub use crate::agent::{Agent, AgentConfig, AgentError, PeerPolicy, Source, StatusHandle};
+        pub use crate::fault::Fault;
+    }
+    pub mod inject {
+        pub use crate::inject::{Options, STATUS, inject_object};
+    }
+    pub mod webhook {
+        pub use crate::env::DEFAULT_MAX_BODY_BYTES;
+        pub use crate::webhook::{CertFiles, Config, Server};
+    }
+    pub mod error {
+        pub use crate::error::Error;
+        pub use crate::failure::Hinted;
+        pub use secret_zero_client::exit;
+    }
+}

@@ -1,11 +1,12 @@
 //! `secret-zero`: parse, set up logging, run the command, map the error to an exit code.
 
-use clap::Parser;
-use secret_zero::alloc::ZeroingAllocator;
-use secret_zero::cli::{Cli, LogFormat};
-use secret_zero::error::exit;
+#![deny(unsafe_code)]
 
-// Freed heap is wiped: library copies of a secret do not outlive their use (DESIGN §2.2).
+use clap::Parser;
+use secret_zero::app::{Cli, Hinted, LogFormat, ZeroingAllocator, exit};
+
+// Freed heap is wiped: library copies of a secret do not outlive their use
+// (ARCHITECTURE.md, I3).
 #[global_allocator]
 static ALLOCATOR: ZeroingAllocator = ZeroingAllocator;
 
@@ -25,7 +26,7 @@ fn main() {
             std::process::exit(exit::INTERNAL);
         }
     };
-    let result = runtime.block_on(secret_zero::commands::run(cli.command));
+    let result = runtime.block_on(secret_zero::app::run(cli.command));
     drop(runtime);
     match result {
         Ok(code) => std::process::exit(code),

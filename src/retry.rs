@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
-
 /// How long to keep trying and how fast to back off.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -73,22 +71,4 @@ where
 /// Errors that know whether they are worth retrying.
 pub trait Transient {
     fn is_transient(&self) -> bool;
-}
-
-impl Transient for Error {
-    fn is_transient(&self) -> bool {
-        Error::is_transient(self)
-    }
-}
-
-impl Transient for crate::vault::VaultError {
-    fn is_transient(&self) -> bool {
-        crate::vault::VaultError::is_transient(self)
-    }
-}
-
-impl Transient for crate::kube::KubeError {
-    fn is_transient(&self) -> bool {
-        crate::kube::KubeError::is_transient(self)
-    }
 }

@@ -1,4 +1,4 @@
-//! The Secret that holds a ciphertext (DESIGN §1): reading its ciphertext and
+//! The Secret that holds a ciphertext (ARCHITECTURE.md, "The data path"): reading its ciphertext and
 //! annotations, and reconciling them with flags.
 //!
 //! A Secret describes itself: its annotations name the Transit mount, key and binding,
@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::error::Error;
+use crate::failure::InputError;
 use crate::kube::Secret;
 
 /// `app.kubernetes.io/managed-by: secret-zero` marks the Secrets we own.
@@ -23,10 +23,9 @@ pub const ANN_FORMAT: &str = "secret-zero.dev/format";
 pub const DATA_KEY: &str = "ciphertext";
 /// Where the old Python tool kept it.
 pub const LEGACY_DATA_KEY: &str = "secrets.json";
-pub const DEFAULT_TRANSIT_MOUNT: &str = "transit";
 
 /// Whether a ciphertext is bound to its Secret's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Binding {
     /// Transit context = base64("namespace/name"), with a derived key.
     Identity,
@@ -61,13 +60,13 @@ pub struct SecretRef {
 
 impl SecretRef {
     /// Parse `NAMESPACE/NAME[#DATAKEY]`.
-    pub fn parse(text: &str) -> Result<SecretRef, Error> {
+    pub fn parse(text: &str) -> Result<SecretRef, InputError> {
         let (object, data_key) = match text.split_once('#') {
             Some((object, key)) => (object, Some(key)),
             None => (text, None),
         };
         let bad = || {
-            Error::input(
+            InputError::new(
                 format!("invalid Secret reference {text:?}"),
                 "write it as NAMESPACE/NAME or NAMESPACE/NAME#DATAKEY",
             )
@@ -122,20 +121,17 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 /// What a Secret says about its ciphertext.
 #[derive(Debug, Clone)]
-pub struct Sealed {
+pub struct Envelope {
     pub secret: SecretRef,
     pub ciphertext: String,
     pub transit_mount: Option<String>,
     pub transit_key: Option<String>,
     pub binding: Option<Binding>,
-    pub format: Option<String>,
-    /// The Secret's resourceVersion when read, for writes back.
-    pub resource_version: Option<String>,
 }
 
 /// Read the ciphertext and annotations of `secret`. The data key is the one asked
 /// for, else `ciphertext`, else the old tool's `secrets.json`.
-pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Sealed, Error> {
+pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Envelope, InputError> {
     let namespace = secret.metadata.namespace.clone().unwrap_or_default();
     let name = secret.metadata.name.clone().unwrap_or_default();
     let object = format!("{namespace}/{name}");
@@ -148,13 +144,13 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Sealed, Error> {
         None => DATA_KEY.to_string(),
     };
     let bytes = data.and_then(|d| d.get(&key)).ok_or_else(|| {
-        Error::input(
+        InputError::new(
             format!("Secret {object} has no data key {key:?}"),
             "name the data key with --secret NAMESPACE/NAME#KEY, or seal the document again",
         )
     })?;
     let ciphertext = parse_ciphertext(&bytes.0).map_err(|why| {
-        Error::input(
+        InputError::new(
             format!("Secret {object} data key {key:?} {why}"),
             "seal the document again with `secret-zero seal`",
         )
@@ -163,14 +159,14 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Sealed, Error> {
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
     let binding = match annotations.get(ANN_BINDING) {
         Some(text) => Some(Binding::parse(text).ok_or_else(|| {
-            Error::input(
+            InputError::new(
                 format!("Secret {object} has {ANN_BINDING}={text:?}"),
                 "the binding annotation must be \"identity\" or \"none\"",
             )
         })?),
         None => None,
     };
-    Ok(Sealed {
+    Ok(Envelope {
         secret: SecretRef {
             namespace,
             name,
@@ -180,12 +176,10 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Sealed, Error> {
         transit_mount: annotations.get(ANN_TRANSIT_MOUNT).cloned(),
         transit_key: annotations.get(ANN_TRANSIT_KEY).cloned(),
         binding,
-        format: annotations.get(ANN_FORMAT).cloned(),
-        resource_version: secret.metadata.resource_version.clone(),
     })
 }
 
-/// A new Secret holding `ciphertext`, labelled and annotated as DESIGN §1 describes.
+/// A new Secret holding `ciphertext`, labelled and annotated as `seal` writes it.
 /// Nothing else goes in: no plaintext, no token.
 pub fn build_secret(
     secret: &SecretRef,
@@ -264,7 +258,7 @@ pub struct Transit {
 }
 
 /// Reconcile a Secret's annotations with flags. `object` names the Secret in errors.
-pub fn resolve(sealed: &Sealed, flags: &TransitFlags) -> Result<Transit, Error> {
+pub fn resolve(sealed: &Envelope, flags: &TransitFlags) -> Result<Transit, InputError> {
     let object = format!("{}/{}", sealed.secret.namespace, sealed.secret.name);
     let mount = pick(
         &object,
@@ -273,7 +267,7 @@ pub fn resolve(sealed: &Sealed, flags: &TransitFlags) -> Result<Transit, Error> 
         flags.mount.as_deref(),
         sealed.transit_mount.as_deref(),
     )?
-    .unwrap_or_else(|| DEFAULT_TRANSIT_MOUNT.to_string());
+    .unwrap_or_else(|| crate::env::DEFAULT_TRANSIT_MOUNT.to_string());
     let key = pick(
         &object,
         "--transit-key",
@@ -282,7 +276,7 @@ pub fn resolve(sealed: &Sealed, flags: &TransitFlags) -> Result<Transit, Error> 
         sealed.transit_key.as_deref(),
     )?
     .ok_or_else(|| {
-        Error::input(
+        InputError::new(
             format!("no Transit key for Secret {object}"),
             format!("pass --transit-key, or annotate the Secret with {ANN_TRANSIT_KEY}"),
         )
@@ -314,9 +308,9 @@ fn pick(
     annotation: &str,
     from_flag: Option<&str>,
     from_annotation: Option<&str>,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, InputError> {
     match (from_flag, from_annotation) {
-        (Some(f), Some(a)) if f != a => Err(Error::input(
+        (Some(f), Some(a)) if f != a => Err(InputError::new(
             format!("{flag} {f:?} contradicts Secret {object}'s annotation {annotation}={a:?}"),
             format!("drop {flag} or fix the annotation"),
         )),

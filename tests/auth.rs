@@ -4,8 +4,8 @@
 //! double's signatures through JWKS or a public key.
 
 use secrecy::SecretString;
-use secret_zero::error::{Error, exit};
-use secret_zero::vault::{AuthMethod, Client, VaultConfig, VaultError};
+use secret_zero::testing::error::{Error, Hinted, exit};
+use secret_zero::testing::vault::{AuthMethod, Client, VaultConfig, VaultError};
 use secret_zero_testbed::kube_double::KubeDouble;
 use secret_zero_testbed::openbao::OpenBao;
 use secret_zero_testbed::wiring;
@@ -43,7 +43,7 @@ async fn login(
     method: AuthMethod,
     mount: &str,
     jwt: String,
-) -> Result<secret_zero::vault::Login, VaultError> {
+) -> Result<secret_zero::testing::vault::Login, VaultError> {
     client(bao.addr())
         .login(method, mount, "shop-app", &SecretString::from(jwt))
         .await
@@ -202,9 +202,7 @@ async fn login_err(bao: &OpenBao, jwt: &str) -> VaultError {
 /// A refused login is a 4xx on the login path, exit code 4, and never echoes the JWT.
 fn assert_login_refused(err: VaultError, jwt: &str) {
     match &err {
-        VaultError::PermissionDenied { path, .. } | VaultError::InvalidRequest { path, .. } => {
-            assert!(path.ends_with("/login"), "{path}")
-        }
+        VaultError::LoginRefused { path, .. } => assert!(path.ends_with("/login"), "{path}"),
         other => panic!("expected a refused login, got {other:?}"),
     }
     let err = Error::from(err);

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use secret_zero::error::{Error, exit};
-use secret_zero::kube::{ClusterSource, KubeError, Secret, Secrets, connect};
+use secret_zero::testing::error::{Error, exit};
+use secret_zero::testing::kube::{ClusterSource, KubeError, Secret, Secrets, connect};
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
 use serde_json::json;
 

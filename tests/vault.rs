@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use secret_zero::Plaintext;
-use secret_zero::error::{Error, exit};
-use secret_zero::vault::{
+use secret_zero::testing::error::{Error, Hinted, exit};
+use secret_zero::testing::vault::{
     BatchItem, Client, KeyConfig, VaultConfig, VaultError, VaultToken, ciphertext_version,
 };
 use secret_zero_testbed::certs::TestCa;

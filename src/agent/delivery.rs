@@ -1,4 +1,4 @@
-//! The agent's state and the one-shot accounting (DESIGN §2.4).
+//! The agent's state and the one-shot accounting (ARCHITECTURE.md, I7).
 //!
 //! A request takes a *slot* under the lock before anything slow happens, so concurrent
 //! requests can never take more slots than `max_deliveries`. A slot is then either
@@ -12,59 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::{DocFormat, Source};
+use super::{AgentState, AgentStatus, DocFormat, Source};
 use crate::Plaintext;
-use crate::error::Error;
-
-/// The agent's life cycle as `/v1/status` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AgentState {
-    /// Bound, still logging in and decrypting.
-    Starting,
-    /// Holding a delivery for an allowed peer.
-    Ready,
-    /// All deliveries made; answering 410.
-    Delivered,
-    /// Login or decrypt failed; `reason` says why.
-    Failed,
-}
-
-impl AgentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentState::Starting => "starting",
-            AgentState::Ready => "ready",
-            AgentState::Delivered => "delivered",
-            AgentState::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for AgentState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The body of `GET /v1/status`. Never plaintext.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AgentStatus {
-    pub state: AgentState,
-    pub deliveries_left: u32,
-    pub format: DocFormat,
-    pub key_version: Option<u64>,
-    /// Only when `state` is `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl AgentStatus {
-    /// Ready or delivered: what `probe` exits 0 on.
-    pub fn is_healthy(&self) -> bool {
-        matches!(self.state, AgentState::Ready | AgentState::Delivered)
-    }
-}
+use crate::fault::Fault;
 
 enum Phase {
     Starting,
@@ -253,14 +203,14 @@ pub(crate) struct Slot {
 impl Slot {
     /// The copy to deliver: the start-up copy if this slot has it, else a fresh one
     /// from the source.
-    pub(crate) async fn obtain(&mut self) -> Result<Plaintext, Error> {
+    pub(crate) async fn obtain(&mut self) -> Result<Plaintext, Fault> {
         if let Some(first) = self.first.take() {
             self.from_first = true;
             return Ok(first);
         }
         match &self.source {
             Some(source) => source.fetch().await,
-            None => Err(Error::Internal(
+            None => Err(Fault::Internal(
                 "a further delivery was allowed but no source can produce one".into(),
             )),
         }

@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use zeroize::Zeroizing;
 
 use super::delivery::{Delivery, Take};
 use super::{DocFormat, Peer};
 use crate::Plaintext;
-use crate::format;
+use crate::failure::Hinted;
+use crate::format::{self, FetchFormat};
 
-type Answer = Response<Full<Bytes>>;
+type SocketReply = Response<Full<Bytes>>;
 
 /// What one connection knows: who is at the other end and what it has been given.
 pub(crate) struct Connection {
@@ -45,30 +45,17 @@ impl Connection {
     }
 }
 
-/// How the document is asked for (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// No `format`: the document as it is.
-    AsIs,
-    /// `format=json`: the document, which must be JSON.
-    Json,
-    /// `format=raw`: the document as it is, whatever it is.
-    Raw,
-    /// `format=dotenv`: `KEY='value'` lines from a JSON object.
-    Dotenv,
-}
-
-fn wanted(query: Option<&str>) -> Result<Want, String> {
-    let mut want = Want::AsIs;
+/// How the document is asked for: `?format=json|raw|dotenv`, or `None` (no `format`)
+/// for the document as it is. An unknown value comes back, shortened, as the error.
+fn wanted(query: Option<&str>) -> Result<Option<FetchFormat>, String> {
+    let mut want = None;
     for pair in query.unwrap_or("").split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if name == "format" {
-            want = match value {
-                "json" => Want::Json,
-                "raw" => Want::Raw,
-                "dotenv" => Want::Dotenv,
-                other => return Err(other.chars().take(32).collect()),
-            };
+            want = Some(
+                FetchFormat::from_query(value)
+                    .ok_or_else(|| value.chars().take(32).collect::<String>())?,
+            );
         }
     }
     Ok(want)
@@ -78,12 +65,12 @@ fn wanted(query: Option<&str>) -> Result<Want, String> {
 pub(crate) async fn handle<B>(
     conn: Arc<Connection>,
     request: Request<B>,
-) -> Result<Answer, Infallible> {
+) -> Result<SocketReply, Infallible> {
     // Only the head is needed; dropping the body now keeps the future `Send`.
     let (head, body) = request.into_parts();
     drop(body);
     if !conn.allowed {
-        audit(&conn, Outcome::Refused, None, head.uri.path());
+        audit(&conn, Served::Refused, None, head.uri.path());
         return Ok(error(
             StatusCode::FORBIDDEN,
             &format!(
@@ -122,7 +109,7 @@ pub(crate) async fn handle<B>(
     Ok(answer)
 }
 
-fn status(conn: &Connection) -> Answer {
+fn status(conn: &Connection) -> SocketReply {
     match serde_json::to_vec(&conn.delivery.status()) {
         Ok(body) => respond(StatusCode::OK, "application/json", Bytes::from(body)),
         Err(e) => error(
@@ -133,12 +120,12 @@ fn status(conn: &Connection) -> Answer {
     }
 }
 
-async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
+async fn secret(conn: &Connection, query: Option<&str>) -> SocketReply {
     let delivery = &conn.delivery;
     let want = match wanted(query) {
         Ok(want) => want,
         Err(value) => {
-            audit(conn, Outcome::Error, None, "unknown format");
+            audit(conn, Served::Error, None, "unknown format");
             return error(
                 StatusCode::BAD_REQUEST,
                 &format!("unknown format {value:?}"),
@@ -146,8 +133,10 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
             );
         }
     };
-    if delivery.format() == DocFormat::Raw && matches!(want, Want::Json | Want::Dotenv) {
-        audit(conn, Outcome::Error, None, "raw document asked for as JSON");
+    if delivery.format() == DocFormat::Raw
+        && matches!(want, Some(FetchFormat::Json | FetchFormat::Dotenv))
+    {
+        audit(conn, Served::Error, None, "raw document asked for as JSON");
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "the agent serves raw bytes, not a JSON document",
@@ -157,7 +146,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
     let mut slot = match delivery.take() {
         Take::Slot(slot) => slot,
         Take::NotReady => {
-            audit(conn, Outcome::NotReady, None, "");
+            audit(conn, Served::NotReady, None, "");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready",
@@ -166,7 +155,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
             );
         }
         Take::Failed(reason) => {
-            audit(conn, Outcome::NotReady, None, "agent failed");
+            audit(conn, Served::NotReady, None, "agent failed");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("the agent failed to start: {reason}"),
@@ -174,7 +163,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
             );
         }
         Take::Gone { delivered } => {
-            audit(conn, Outcome::Gone, None, "");
+            audit(conn, Served::Gone, None, "");
             return error(
                 StatusCode::GONE,
                 &format!("no delivery left: {delivered} of {} made", delivery.max()),
@@ -188,7 +177,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
         Err(e) => {
             // The slot is released as it drops: nothing was delivered.
             let line = e.one_line();
-            audit(conn, Outcome::Error, None, &line);
+            audit(conn, Served::Error, None, &line);
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("could not obtain a fresh copy: {e}"),
@@ -198,17 +187,17 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
         }
     };
     let (body, content_type) = match want {
-        Want::Dotenv => match format::dotenv(copy.expose()) {
+        Some(FetchFormat::Dotenv) => match format::dotenv(copy.expose()) {
             Ok(lines) => {
                 drop(copy);
                 (
-                    Bytes::from_owner(ZeroBody(lines)),
+                    Bytes::from_owner(PlainBody(lines)),
                     "text/plain; charset=utf-8",
                 )
             }
             Err(e) => {
                 slot.give_back(copy);
-                audit(conn, Outcome::Error, None, &e.to_string());
+                audit(conn, Served::Error, None, &e.to_string());
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &format!("cannot render the document as dotenv: {e}"),
@@ -216,7 +205,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
                 );
             }
         },
-        Want::AsIs | Want::Json | Want::Raw => {
+        None | Some(FetchFormat::Json | FetchFormat::Raw) => {
             let content_type = match delivery.format() {
                 DocFormat::Json => "application/json",
                 DocFormat::Raw => "application/octet-stream",
@@ -226,7 +215,7 @@ async fn secret(conn: &Connection, query: Option<&str>) -> Answer {
     };
     let number = slot.commit();
     conn.deliveries.fetch_add(1, Ordering::SeqCst);
-    audit(conn, Outcome::Delivered, Some(number), "");
+    audit(conn, Served::Delivered, Some(number), "");
     respond(StatusCode::OK, content_type, body)
 }
 
@@ -239,16 +228,7 @@ impl AsRef<[u8]> for PlainBody {
     }
 }
 
-/// A rendered (dotenv) body: wiped when hyper drops the last reference.
-struct ZeroBody(Zeroizing<Vec<u8>>);
-
-impl AsRef<[u8]> for ZeroBody {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Answer {
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> SocketReply {
     let mut answer = Response::new(Full::new(body));
     *answer.status_mut() = status;
     let headers = answer.headers_mut();
@@ -272,7 +252,7 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Answe
 }
 
 /// `{"error": ..., "hint": ...}` with `status`.
-fn error(status: StatusCode, message: &str, hint: &str) -> Answer {
+fn error(status: StatusCode, message: &str, hint: &str) -> SocketReply {
     let body = serde_json::json!({ "error": message, "hint": hint });
     respond(status, "application/json", Bytes::from(body.to_string()))
 }
@@ -282,7 +262,7 @@ fn short(s: &str) -> String {
 }
 
 #[derive(Clone, Copy)]
-enum Outcome {
+enum Served {
     Delivered,
     Refused,
     Gone,
@@ -290,27 +270,27 @@ enum Outcome {
     Error,
 }
 
-impl Outcome {
+impl Served {
     fn as_str(self) -> &'static str {
         match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Refused => "refused",
-            Outcome::Gone => "gone",
-            Outcome::NotReady => "not-ready",
-            Outcome::Error => "error",
+            Served::Delivered => "delivered",
+            Served::Refused => "refused",
+            Served::Gone => "gone",
+            Served::NotReady => "not-ready",
+            Served::Error => "error",
         }
     }
 }
 
 /// One audit line per request for the secret, and per refused request of any kind.
 /// Never plaintext: only the peer, the outcome and the key version.
-fn audit(conn: &Connection, outcome: Outcome, delivery: Option<u32>, detail: &str) {
+fn audit(conn: &Connection, outcome: Served, delivery: Option<u32>, detail: &str) {
     let peer = &conn.peer;
     let key_version = conn.delivery.key_version();
     let max = conn.delivery.max();
     let detail = (!detail.is_empty()).then_some(detail);
     match outcome {
-        Outcome::Delivered => tracing::info!(
+        Served::Delivered => tracing::info!(
             target: "secret_zero::audit",
             outcome = outcome.as_str(),
             peer_pid = peer.pid,
@@ -321,7 +301,7 @@ fn audit(conn: &Connection, outcome: Outcome, delivery: Option<u32>, detail: &st
             max_deliveries = max,
             "secret delivered"
         ),
-        Outcome::Refused => tracing::warn!(
+        Served::Refused => tracing::warn!(
             target: "secret_zero::audit",
             outcome = outcome.as_str(),
             peer_pid = peer.pid,
@@ -331,7 +311,7 @@ fn audit(conn: &Connection, outcome: Outcome, delivery: Option<u32>, detail: &st
             path = detail.map(short),
             "peer refused"
         ),
-        Outcome::Gone | Outcome::NotReady | Outcome::Error => tracing::warn!(
+        Served::Gone | Served::NotReady | Served::Error => tracing::warn!(
             target: "secret_zero::audit",
             outcome = outcome.as_str(),
             peer_pid = peer.pid,
@@ -350,10 +330,10 @@ mod tests {
 
     #[test]
     fn format_query() {
-        assert_eq!(wanted(None), Ok(Want::AsIs));
-        assert_eq!(wanted(Some("format=dotenv")), Ok(Want::Dotenv));
-        assert_eq!(wanted(Some("x=1&format=raw")), Ok(Want::Raw));
-        assert_eq!(wanted(Some("format=json")), Ok(Want::Json));
+        assert_eq!(wanted(None), Ok(None));
+        assert_eq!(wanted(Some("format=dotenv")), Ok(Some(FetchFormat::Dotenv)));
+        assert_eq!(wanted(Some("x=1&format=raw")), Ok(Some(FetchFormat::Raw)));
+        assert_eq!(wanted(Some("format=json")), Ok(Some(FetchFormat::Json)));
         assert_eq!(wanted(Some("format=yaml")), Err("yaml".into()));
     }
 }

@@ -1,5 +1,5 @@
 //! The socket server: HTTP/1.1 over a Unix socket that hands the plaintext out at most
-//! `max_deliveries` times, to allowed peers only (DESIGN §1, §2.4, §2.5).
+//! `max_deliveries` times, to allowed peers only (ARCHITECTURE.md, I7 and I8).
 //!
 //! - [`socket`] binds a path (mode set before the file is reachable, stale files
 //!   replaced, live agents respected, removal on drop) or an abstract name;
@@ -17,7 +17,6 @@ mod peer;
 mod socket;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,90 +25,17 @@ use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
 use crate::Plaintext;
-use crate::error::Error;
+use crate::failure::InputError;
+use crate::fault::Fault;
 
-pub use delivery::{AgentState, AgentStatus, StatusHandle};
+pub use delivery::StatusHandle;
 pub use peer::{Peer, PeerPolicy};
-
-/// The socket used when none is given.
-pub const DEFAULT_SOCKET: &str = "/run/secret-zero/agent.sock";
+pub use secret_zero_client::{AgentState, AgentStatus, DocFormat, SocketSpec};
 
 /// How long one connection may last, request and answer included. It bounds a client
 /// that connects and never speaks, while leaving room for a later delivery's fresh
 /// login and decrypt (retried for up to `--retry-timeout`).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Where the agent listens: `--socket PATH` or `--socket @NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SocketSpec {
-    /// A socket file, normally in a memory-backed `emptyDir`.
-    Path(PathBuf),
-    /// A name in the Linux abstract namespace: no file at all, and no file mode either,
-    /// so the peer policy is the only guard.
-    Abstract(String),
-}
-
-impl std::str::FromStr for SocketSpec {
-    type Err = Error;
-
-    /// `@NAME` is an abstract name; anything else a path. Errors are `Error::Input`.
-    fn from_str(s: &str) -> Result<SocketSpec, Error> {
-        match s.strip_prefix('@') {
-            Some("") => Err(Error::input(
-                "--socket @ needs a name after '@'",
-                "e.g. --socket @secret-zero, or a path such as /run/secret-zero/agent.sock",
-            )),
-            Some(name) => Ok(SocketSpec::Abstract(name.to_string())),
-            None if s.is_empty() => Err(Error::input(
-                "--socket is empty",
-                "give a path such as /run/secret-zero/agent.sock, or @NAME",
-            )),
-            None => Ok(SocketSpec::Path(PathBuf::from(s))),
-        }
-    }
-}
-
-impl std::fmt::Display for SocketSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SocketSpec::Path(path) => write!(f, "{}", path.display()),
-            SocketSpec::Abstract(name) => write!(f, "@{name}"),
-        }
-    }
-}
-
-impl Default for SocketSpec {
-    fn default() -> SocketSpec {
-        SocketSpec::Path(PathBuf::from(DEFAULT_SOCKET))
-    }
-}
-
-/// What `serve` checked the plaintext to be; decides the content type and whether
-/// dotenv can be rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DocFormat {
-    /// A JSON object (`--format json`, the default).
-    #[default]
-    Json,
-    /// Opaque bytes (`--format raw`).
-    Raw,
-}
-
-impl DocFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocFormat::Json => "json",
-            DocFormat::Raw => "raw",
-        }
-    }
-}
-
-impl std::fmt::Display for DocFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Everything the agent needs to know before the plaintext exists.
 #[derive(Debug, Clone)]
@@ -148,12 +74,16 @@ impl Default for AgentConfig {
 /// Produces a fresh copy for deliveries after the first (a new login + decrypt + revoke
 /// each time). Nothing is kept between deliveries: each call starts from scratch.
 pub trait Source: Send + Sync + 'static {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Error>> + Send + '_>>;
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Fault>> + Send + '_>>;
 }
 
-/// A failure of the socket itself. Every one maps to exit code `SOCKET`.
+/// A failure of the agent's settings or of the socket itself.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// A setting the agent cannot work with (`--max-deliveries 0`, a bad mode).
+    #[error(transparent)]
+    Config(InputError),
+
     /// The socket could not be bound: directory missing or not writable, a live agent
     /// already on it, a path that is not a socket, a name too long.
     #[error("cannot bind socket {socket}: {reason}")]
@@ -171,6 +101,7 @@ pub enum AgentError {
 impl AgentError {
     pub fn hint(&self) -> Option<String> {
         match self {
+            AgentError::Config(e) => Some(e.hint.clone()),
             AgentError::Bind { hint, .. } => Some(hint.clone()),
             AgentError::Listen { .. } => None,
         }
@@ -190,21 +121,21 @@ pub struct Agent {
 impl Agent {
     /// Bind the socket now, in state "starting". Needs no runtime, so it can run before
     /// anything else. Errors are one line naming the socket, with exit code `SOCKET`.
-    pub fn bind(config: AgentConfig) -> Result<Agent, Error> {
+    pub fn bind(config: AgentConfig) -> Result<Agent, AgentError> {
         if config.max_deliveries == 0 {
-            return Err(Error::input(
+            return Err(AgentError::Config(InputError::new(
                 "--max-deliveries must be at least 1",
                 "use 1 (the default) for a single delivery",
-            ));
+            )));
         }
         if config.socket_mode & !0o777 != 0 {
-            return Err(Error::input(
+            return Err(AgentError::Config(InputError::new(
                 format!(
                     "--socket-mode {:o} is not a permission mode",
                     config.socket_mode
                 ),
                 "give an octal mode such as 0600 or 0660",
-            ));
+            )));
         }
         let bound = socket::bind(&config.socket, config.socket_mode)?;
         let own_uid = rustix::process::geteuid().as_raw();
@@ -254,7 +185,7 @@ impl Agent {
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AgentError> {
         let Agent {
             listener,
             file,

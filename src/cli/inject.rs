@@ -1,10 +1,13 @@
-//! Flags of `inject` (issue 6).
+//! Flags of `inject`.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::inject::{Options, OutputFormat};
+use crate::env;
+
+use crate::document::ManifestFormat;
+use crate::inject::Options;
 
 /// `secret-zero inject`: add the agent to the pod templates annotated
 /// `secret-zero.dev/inject: "true"` in Kubernetes YAML, like `linkerd inject`.
@@ -27,12 +30,12 @@ pub struct InjectArgs {
 
     /// Namespace of a secret-zero.dev/secret given as a bare NAME when the object has
     /// no metadata.namespace.
-    #[arg(short = 'n', long, env = "SECRET_ZERO_INJECT_NAMESPACE")]
+    #[arg(short = 'n', long, env = env::INJECT_NAMESPACE)]
     pub namespace: Option<String>,
 
     /// Output format: the YAML stream, or JSON (one object, or a v1 List of several).
-    #[arg(short = 'o', long, env = "SECRET_ZERO_INJECT_OUTPUT", value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
+    #[arg(short = 'o', long, env = env::INJECT_OUTPUT, value_enum, default_value_t = ManifestFormat::Yaml)]
+    pub output: ManifestFormat,
 }
 
 const ANNOTATION_HELP: &str = "\
@@ -65,16 +68,16 @@ inject sets secret-zero.dev/status: injected; a second run replaces what the fir
 pub struct InjectDefaults {
     /// Put the agent in `containers` instead of as a native sidecar (an init container
     /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
-    #[arg(long, env = "SECRET_ZERO_LEGACY_SIDECAR")]
+    #[arg(long, env = env::LEGACY_SIDECAR)]
     pub legacy_sidecar: bool,
 
     /// Agent image for pods without secret-zero.dev/image.
-    #[arg(long, env = "SECRET_ZERO_INJECT_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
+    #[arg(long, env = env::INJECT_IMAGE, default_value = env::DEFAULT_IMAGE)]
     pub image: String,
 
     /// Vault address for pods without secret-zero.dev/vault-addr. (Not read from
     /// VAULT_ADDR on purpose: the operator's own Vault address is rarely the pods'.)
-    #[arg(long, env = "SECRET_ZERO_INJECT_VAULT_ADDR")]
+    #[arg(long, env = env::INJECT_VAULT_ADDR)]
     pub vault_addr: Option<String>,
 }
 

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::agent::SocketSpec;
+use crate::env;
+
+use crate::agent::{DocFormat, SocketSpec};
+use crate::format::FetchFormat;
+use crate::secret_format::Binding;
+use crate::vault::AuthMethod;
 
 mod inject;
 mod rotate;
@@ -24,15 +29,15 @@ pub use webhook::WebhookArgs;
 #[command(name = "secret-zero", version, about, long_about = None, after_help = EXIT_CODES, args_override_self = true)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, env = "SECRET_ZERO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log level or filter (error, warn, info, debug, or a tracing filter).
     #[arg(
         long,
         global = true,
-        env = "SECRET_ZERO_LOG_LEVEL",
-        default_value = "info"
+        env = env::LOG_LEVEL,
+        default_value = env::DEFAULT_LOG_LEVEL
     )]
     pub log_level: String,
 
@@ -88,7 +93,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct VaultArgs {
     /// Vault or OpenBao address.
-    #[arg(long, env = "VAULT_ADDR", default_value = crate::vault::DEFAULT_ADDR)]
+    #[arg(long, env = "VAULT_ADDR", default_value = env::DEFAULT_VAULT_ADDR)]
     pub vault_addr: String,
 
     /// PEM bundle of the CAs to trust for Vault's certificate (replaces the system roots).
@@ -100,7 +105,7 @@ pub struct VaultArgs {
     pub vault_namespace: Option<String>,
 
     /// Timeout of each Vault request.
-    #[arg(long, env = "SECRET_ZERO_VAULT_TIMEOUT", value_parser = duration, default_value = "10s")]
+    #[arg(long, env = env::VAULT_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_VAULT_TIMEOUT)]
     pub vault_timeout: Duration,
 }
 
@@ -122,7 +127,7 @@ impl VaultArgs {
 #[derive(Debug, Clone, Args)]
 pub struct OperatorAuthArgs {
     /// File holding a Vault token [default: VAULT_TOKEN, then ~/.vault-token]. Ignored with --role.
-    #[arg(long, env = "SECRET_ZERO_VAULT_TOKEN_FILE")]
+    #[arg(long, env = env::VAULT_TOKEN_FILE)]
     pub vault_token_file: Option<PathBuf>,
 
     #[command(flatten)]
@@ -133,46 +138,42 @@ pub struct OperatorAuthArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
     /// Vault auth method.
-    #[arg(long, env = "SECRET_ZERO_AUTH_METHOD", value_enum, default_value_t = AuthMethodArg::Kubernetes)]
-    pub auth_method: AuthMethodArg,
+    #[arg(long, env = env::AUTH_METHOD, value_enum, default_value_t = AuthMethod::Kubernetes)]
+    pub auth_method: AuthMethod,
 
     /// Mount path of the auth method [default: the method's name].
-    #[arg(long, env = "SECRET_ZERO_AUTH_MOUNT")]
+    #[arg(long, env = env::AUTH_MOUNT)]
     pub auth_mount: Option<String>,
 
     /// Vault role to log in as.
-    #[arg(long, env = "SECRET_ZERO_ROLE")]
+    #[arg(long, env = env::ROLE)]
     pub role: Option<String>,
 
     /// ServiceAccount token file, re-read at every login (kubelet rotates it).
     #[arg(
         long,
-        env = "SECRET_ZERO_TOKEN_FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        env = env::TOKEN_FILE,
+        default_value = env::DEFAULT_TOKEN_FILE
     )]
     pub token_file: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuthMethodArg {
-    Kubernetes,
-    Jwt,
-}
-
 impl LoginArgs {
-    /// The auth method these flags name.
-    pub fn method(&self) -> crate::vault::AuthMethod {
-        match self.auth_method {
-            AuthMethodArg::Kubernetes => crate::vault::AuthMethod::Kubernetes,
-            AuthMethodArg::Jwt => crate::vault::AuthMethod::Jwt,
-        }
-    }
-
     /// `--auth-mount`, else the method's usual mount.
     pub fn mount(&self) -> String {
         self.auth_mount
             .clone()
-            .unwrap_or_else(|| self.method().default_mount().to_string())
+            .unwrap_or_else(|| self.auth_method.default_mount().to_string())
+    }
+
+    /// The login these flags describe; `None` without `--role`.
+    pub fn spec(&self) -> Option<crate::vault::LoginSpec> {
+        Some(crate::vault::LoginSpec {
+            method: self.auth_method,
+            mount: self.mount(),
+            role: self.role.clone()?,
+            token_file: self.token_file.clone(),
+        })
     }
 }
 
@@ -181,11 +182,11 @@ impl LoginArgs {
 pub struct KubeArgs {
     /// kubeconfig file; without it, in-cluster configuration when in a pod, else
     /// KUBECONFIG or ~/.kube/config.
-    #[arg(long, env = "SECRET_ZERO_KUBECONFIG")]
+    #[arg(long, env = env::KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Directory of the in-cluster ServiceAccount files (token, ca.crt, namespace).
-    #[arg(long, env = "SECRET_ZERO_SERVICEACCOUNT_DIR", default_value = crate::kube::DEFAULT_SERVICEACCOUNT_DIR)]
+    #[arg(long, env = env::SERVICEACCOUNT_DIR, default_value = env::DEFAULT_SERVICEACCOUNT_DIR)]
     pub serviceaccount_dir: PathBuf,
 }
 
@@ -193,100 +194,77 @@ pub struct KubeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TransitArgs {
     /// Transit mount [default: the Secret's annotation, else "transit"].
-    #[arg(long, env = "SECRET_ZERO_TRANSIT_MOUNT")]
+    #[arg(long, env = env::TRANSIT_MOUNT)]
     pub transit_mount: Option<String>,
 
     /// Transit key [default: the Secret's annotation].
-    #[arg(long, env = "SECRET_ZERO_TRANSIT_KEY")]
+    #[arg(long, env = env::TRANSIT_KEY)]
     pub transit_key: Option<String>,
 
     /// Binding: "identity" uses NAMESPACE/NAME of the Secret as Transit context; "none" uses none
     /// [default: the Secret's annotation, else none].
-    #[arg(long, env = "SECRET_ZERO_BINDING", value_enum)]
-    pub binding: Option<BindingArg>,
+    #[arg(long, env = env::BINDING, value_enum)]
+    pub binding: Option<Binding>,
 
     /// The binding context NAMESPACE/NAME for --ciphertext-file, whose mounted volume has no annotations.
-    #[arg(long, env = "SECRET_ZERO_BINDING_CONTEXT")]
+    #[arg(long, env = env::BINDING_CONTEXT)]
     pub binding_context: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BindingArg {
-    Identity,
-    None,
-}
-
-impl From<BindingArg> for crate::sealed::Binding {
-    fn from(arg: BindingArg) -> Self {
-        match arg {
-            BindingArg::Identity => crate::sealed::Binding::Identity,
-            BindingArg::None => crate::sealed::Binding::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServeFormat {
-    /// The plaintext must be a JSON object.
-    Json,
-    /// Opaque bytes, served as application/octet-stream.
-    Raw,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The Secret holding the ciphertext: NAMESPACE/NAME[#DATAKEY] (data key "ciphertext"
     /// by default, "secrets.json" for the old tool's Secrets).
-    #[arg(long, env = "SECRET_ZERO_SECRET", group = "source")]
+    #[arg(long, env = env::SECRET, group = "source")]
     pub secret: Option<String>,
 
     /// A file holding the raw "vault:vN:..." ciphertext (a mounted Secret volume).
-    #[arg(long, env = "SECRET_ZERO_CIPHERTEXT_FILE", group = "source")]
+    #[arg(long, env = env::CIPHERTEXT_FILE, group = "source")]
     pub ciphertext_file: Option<PathBuf>,
 
     /// DEVELOPMENT ONLY, not Secret Zero: serve this plaintext JSON or YAML file, no Vault.
-    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_FILE", group = "source")]
+    #[arg(long, env = env::PLAINTEXT_FILE, group = "source")]
     pub plaintext_file: Option<PathBuf>,
 
     /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: a JSON or YAML file mapping document keys to
     /// environment variable names (the old ENVIRONMENT source); values from the agent's environment.
-    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_ENV", group = "source")]
+    #[arg(long, env = env::PLAINTEXT_ENV, group = "source")]
     pub plaintext_env: Option<PathBuf>,
 
     /// With --plaintext-env: a dotenv file for the variables the environment does not set
     /// (the environment wins, as with the old tool).
-    #[arg(long, env = "SECRET_ZERO_ENV_FILE")]
+    #[arg(long, env = env::ENV_FILE)]
     pub env_file: Option<PathBuf>,
 
     /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: serve every key of this plain Secret,
     /// NAMESPACE/NAME (or NAMESPACE/NAME#KEY: that key's JSON/YAML value as the document).
-    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_SECRET", group = "source")]
+    #[arg(long, env = env::PLAINTEXT_SECRET, group = "source")]
     pub plaintext_secret: Option<String>,
 
     /// DEVELOPMENT/MIGRATION ONLY, not Secret Zero: serve every key of this ConfigMap,
     /// NAMESPACE/NAME (or NAMESPACE/NAME#KEY: that key's JSON/YAML value as the document).
-    #[arg(long, env = "SECRET_ZERO_PLAINTEXT_CONFIGMAP", group = "source")]
+    #[arg(long, env = env::PLAINTEXT_CONFIGMAP, group = "source")]
     pub plaintext_configmap: Option<String>,
 
     #[command(flatten)]
     pub transit: TransitArgs,
 
     /// What the plaintext must be.
-    #[arg(long, env = "SECRET_ZERO_FORMAT", value_enum, default_value_t = ServeFormat::Json)]
-    pub format: ServeFormat,
+    #[arg(long, env = env::FORMAT, value_enum, default_value_t = DocFormat::Json)]
+    pub format: DocFormat,
 
     /// Socket: a path (in a memory-backed emptyDir) or @NAME for the Linux abstract namespace.
-    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
     pub socket: SocketSpec,
 
     /// Permissions of the socket file (octal).
-    #[arg(long, env = "SECRET_ZERO_SOCKET_MODE", value_parser = octal_mode, default_value = "0600")]
+    #[arg(long, env = env::SOCKET_MODE, value_parser = octal_mode, default_value = env::DEFAULT_SOCKET_MODE)]
     pub socket_mode: u32,
 
     /// A uid allowed to read from the socket (repeatable). Default: the agent's own uid.
     #[arg(
         long = "allow-uid",
-        env = "SECRET_ZERO_ALLOW_UID",
+        env = env::ALLOW_UID,
         value_delimiter = ','
     )]
     pub allow_uid: Vec<u32>,
@@ -294,21 +272,21 @@ pub struct ServeArgs {
     /// A gid allowed to read from the socket (repeatable).
     #[arg(
         long = "allow-gid",
-        env = "SECRET_ZERO_ALLOW_GID",
+        env = env::ALLOW_GID,
         value_delimiter = ','
     )]
     pub allow_gid: Vec<u32>,
 
     /// How many deliveries in all; each after the first is a fresh login and decrypt.
-    #[arg(long, env = "SECRET_ZERO_MAX_DELIVERIES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = env::MAX_DELIVERIES, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_deliveries: u32,
 
     /// Exit 0 once the last delivery is made, instead of staying up answering 410.
-    #[arg(long, env = "SECRET_ZERO_EXIT_AFTER_DELIVERY")]
+    #[arg(long, env = env::EXIT_AFTER_DELIVERY)]
     pub exit_after_delivery: bool,
 
     /// How long to retry transient Vault and Kubernetes faults at start-up.
-    #[arg(long, env = "SECRET_ZERO_RETRY_TIMEOUT", value_parser = duration, default_value = "30s")]
+    #[arg(long, env = env::RETRY_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_RETRY_TIMEOUT)]
     pub retry_timeout: Duration,
 
     #[command(flatten)]
@@ -321,38 +299,25 @@ pub struct ServeArgs {
     pub kube: KubeArgs,
 }
 
-/// The socket the agent listens on by default: in a memory-backed emptyDir.
-pub const DEFAULT_SOCKET: &str = "/run/secret-zero/agent.sock";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GetFormat {
-    /// The JSON document.
-    Json,
-    /// KEY='value' lines, safe to source with `set -a; . <(secret-zero get --format dotenv)`.
-    Dotenv,
-    /// The bytes as delivered.
-    Raw,
-}
-
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// The agent's socket (path or @NAME).
-    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
     pub socket: SocketSpec,
 
     /// Output format.
-    #[arg(long, env = "SECRET_ZERO_GET_FORMAT", value_enum, default_value_t = GetFormat::Json)]
-    pub format: GetFormat,
+    #[arg(long, env = env::GET_FORMAT, value_enum, default_value_t = FetchFormat::Json)]
+    pub format: FetchFormat,
 
     /// Print only this top-level key's value (strings without quotes).
-    #[arg(long, env = "SECRET_ZERO_KEY")]
+    #[arg(long, env = env::KEY)]
     pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The agent's socket (path or @NAME).
-    #[arg(long, env = "SECRET_ZERO_SOCKET", value_parser = socket, default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
     pub socket: SocketSpec,
 }
 
@@ -363,7 +328,8 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 
 /// A socket path, or @NAME for the abstract namespace.
 pub fn socket(text: &str) -> Result<SocketSpec, String> {
-    <SocketSpec as std::str::FromStr>::from_str(text).map_err(|e| e.one_line())
+    <SocketSpec as std::str::FromStr>::from_str(text)
+        .map_err(|e| crate::failure::Hinted::one_line(&e))
 }
 
 /// "0600", "600", "0o660".

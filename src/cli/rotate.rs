@@ -1,26 +1,34 @@
-//! Flags of `rotate` (issue 5).
+//! Flags of `rotate`.
 
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::env;
+
 use super::duration;
 use super::seal::OperatorArgs;
+
+/// The exit codes only `rotate` has, for `rotate --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes of rotate (besides those of secret-zero --help):
+  14  some Secrets failed (each named in the log); the others were rewrapped, nothing retired
+  15  --retire refused: a Secret under the key still lags behind (each named in the log)";
 
 /// `secret-zero rotate`: rotate a Transit key, rewrap every ciphertext under it inside
 /// Vault, write the Secrets back, and optionally retire the old key versions.
 #[derive(Debug, Args)]
-#[command(after_help = crate::rotate::EXIT_CODES_HELP)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub struct RotateArgs {
     /// The Transit key whose ciphertexts are rewrapped.
-    #[arg(long, env = "SECRET_ZERO_TRANSIT_KEY")]
+    #[arg(long, env = env::TRANSIT_KEY)]
     pub transit_key: String,
 
     /// The Transit mount of the key.
     #[arg(
         long,
-        env = "SECRET_ZERO_TRANSIT_MOUNT",
-        default_value = crate::sealed::DEFAULT_TRANSIT_MOUNT
+        env = env::TRANSIT_MOUNT,
+        default_value = env::DEFAULT_TRANSIT_MOUNT
     )]
     pub transit_mount: String,
 
@@ -29,51 +37,51 @@ pub struct RotateArgs {
     #[arg(
         long,
         short = 'n',
-        env = "SECRET_ZERO_NAMESPACE",
+        env = env::NAMESPACE,
         conflicts_with = "all_namespaces"
     )]
     pub namespace: Option<String>,
 
     /// Look for Secrets in every namespace (needs `list secrets` cluster-wide).
-    #[arg(long, short = 'A', env = "SECRET_ZERO_ALL_NAMESPACES")]
+    #[arg(long, short = 'A', env = env::ALL_NAMESPACES)]
     pub all_namespaces: bool,
 
     /// Only Secrets that also match this label selector (e.g. "tier=web,team!=ops"),
     /// on top of app.kubernetes.io/managed-by=secret-zero.
-    #[arg(long, short = 'l', env = "SECRET_ZERO_SELECTOR")]
+    #[arg(long, short = 'l', env = env::SELECTOR)]
     pub selector: Option<String>,
 
     /// An unlabelled Secret in the old tool's layout, NAMESPACE/NAME#DATAKEY (repeatable;
     /// comma-separated in the variable). Alone, only the named Secrets are handled; with
     /// --namespace, --all-namespaces or --selector, the labelled ones too.
-    #[arg(long = "secret", env = "SECRET_ZERO_SECRET", value_delimiter = ',')]
+    #[arg(long = "secret", env = env::SECRET, value_delimiter = ',')]
     pub secrets: Vec<String>,
 
     /// Do not rotate the key: only rewrap ciphertexts that are behind its latest version.
-    #[arg(long, env = "SECRET_ZERO_NO_ROTATE")]
+    #[arg(long, env = env::NO_ROTATE)]
     pub no_rotate: bool,
 
     /// After rewrapping, retire the old key versions (min_decryption_version = latest)
     /// if every Secret under the key, in every namespace, is at the latest version;
     /// otherwise refuse and list the Secrets that lag.
-    #[arg(long, env = "SECRET_ZERO_RETIRE")]
+    #[arg(long, env = env::RETIRE)]
     pub retire: bool,
 
     /// After a successful --retire, delete the retired key versions for good.
-    #[arg(long, env = "SECRET_ZERO_TRIM", requires = "retire")]
+    #[arg(long, env = env::TRIM, requires = "retire")]
     pub trim: bool,
 
     /// Report what would be done; rotate nothing, write nothing, retire nothing.
-    #[arg(long, env = "SECRET_ZERO_DRY_RUN")]
+    #[arg(long, env = env::DRY_RUN)]
     pub dry_run: bool,
 
     /// Ciphertexts per Transit rewrap request (batch_input).
-    #[arg(long, env = "SECRET_ZERO_BATCH_SIZE", default_value_t = crate::rotate::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = env::BATCH_SIZE, default_value_t = env::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
 
     /// How long transient Vault and Kubernetes faults (connection refused, 5xx, 429,
     /// sealed) are retried, per operation.
-    #[arg(long, env = "SECRET_ZERO_RETRY_TIMEOUT", value_parser = duration, default_value = "30s")]
+    #[arg(long, env = env::RETRY_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_RETRY_TIMEOUT)]
     pub retry_timeout: Duration,
 
     #[command(flatten)]

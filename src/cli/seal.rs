@@ -1,4 +1,4 @@
-//! Flags of `seal` (issue 4).
+//! Flags of `seal`.
 //!
 //! The plaintext has no flag and no variable: it is read only from the file named by
 //! `--from-file`, or from stdin with `--from-file -`, so it never sits in argv (visible
@@ -9,61 +9,63 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{BindingArg, KubeArgs, OperatorAuthArgs, VaultArgs, duration};
+use crate::env;
+
+use super::{KubeArgs, OperatorAuthArgs, VaultArgs, duration};
+use crate::document::{InputFormat, ManifestFormat};
 use crate::kube::ClusterSource;
-use crate::seal::{InputFormat, OutputFormat};
 
 /// `secret-zero seal`.
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// Transit key that encrypts the document.
-    #[arg(long, env = "SECRET_ZERO_TRANSIT_KEY")]
+    #[arg(long, env = env::TRANSIT_KEY)]
     pub transit_key: String,
 
     /// Transit mount.
-    #[arg(long, env = "SECRET_ZERO_TRANSIT_MOUNT", default_value = crate::sealed::DEFAULT_TRANSIT_MOUNT)]
+    #[arg(long, env = env::TRANSIT_MOUNT, default_value = env::DEFAULT_TRANSIT_MOUNT)]
     pub transit_mount: String,
 
     /// Namespace of the Secret.
-    #[arg(long, env = "SECRET_ZERO_NAMESPACE")]
+    #[arg(long, env = env::NAMESPACE)]
     pub namespace: String,
 
     /// Name of the Secret.
-    #[arg(long, env = "SECRET_ZERO_NAME")]
+    #[arg(long, env = env::NAME)]
     pub name: String,
 
     /// Data key of the Secret that holds the ciphertext ("secrets.json" for the old tool's layout).
-    #[arg(long, env = "SECRET_ZERO_DATA_KEY", default_value = crate::sealed::DATA_KEY)]
+    #[arg(long, env = env::DATA_KEY, default_value = crate::secret_format::DATA_KEY)]
     pub data_key: String,
 
     /// "identity" binds the ciphertext to NAMESPACE/NAME (Transit context; needs a derived
     /// key); "none" binds nothing, as the old tool did [default: identity when the key is
     /// derived, else none].
-    #[arg(long, env = "SECRET_ZERO_BINDING", value_enum)]
-    pub binding: Option<BindingArg>,
+    #[arg(long, env = env::BINDING, value_enum)]
+    pub binding: Option<crate::secret_format::Binding>,
 
     /// The plaintext document: a file, or "-" for stdin. The only way in: never argv or env.
-    #[arg(long, env = "SECRET_ZERO_FROM_FILE", value_name = "PATH|-")]
+    #[arg(long, env = env::FROM_FILE, value_name = "PATH|-")]
     pub from_file: PathBuf,
 
     /// Format of the document; YAML is converted to JSON before sealing.
-    #[arg(long, env = "SECRET_ZERO_INPUT_FORMAT", value_enum, default_value_t = InputFormat::Json)]
+    #[arg(long, env = env::INPUT_FORMAT, value_enum, default_value_t = InputFormat::Json)]
     pub input_format: InputFormat,
 
     /// Format of the Secret manifest printed on stdout (without --apply).
-    #[arg(short = 'o', long = "output", env = "SECRET_ZERO_OUTPUT", value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
+    #[arg(short = 'o', long = "output", env = env::OUTPUT, value_enum, default_value_t = ManifestFormat::Yaml)]
+    pub output: ManifestFormat,
 
     /// Create or update the Secret in the cluster instead of printing it.
-    #[arg(long, env = "SECRET_ZERO_APPLY")]
+    #[arg(long, env = env::APPLY)]
     pub apply: bool,
 
     /// Skip decrypting what was sealed (the sealer then needs no decrypt permission).
-    #[arg(long, env = "SECRET_ZERO_NO_VERIFY")]
+    #[arg(long, env = env::NO_VERIFY)]
     pub no_verify: bool,
 
     /// How long transient Vault and Kubernetes faults (connection refused, 5xx, 429) are retried.
-    #[arg(long, env = "SECRET_ZERO_RETRY_TIMEOUT", value_parser = duration, default_value = "10s")]
+    #[arg(long, env = env::RETRY_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_SEAL_RETRY_TIMEOUT)]
     pub retry_timeout: Duration,
 
     #[command(flatten)]

@@ -1,10 +1,12 @@
-//! Flags of `webhook` (issue 7).
+//! Flags of `webhook`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::env;
 
 /// `secret-zero webhook`: serve the injection of `secret-zero inject` as a mutating
 /// admission webhook (admission.k8s.io/v1) over HTTPS: POST /mutate, GET /healthz,
@@ -15,28 +17,28 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
     /// PEM certificate chain, leaf first (cert-manager's tls.crt).
-    #[arg(long, env = "SECRET_ZERO_TLS_CERT", value_name = "PATH")]
+    #[arg(long, env = env::TLS_CERT, value_name = "PATH")]
     pub tls_cert: PathBuf,
 
     /// PEM private key of the certificate (cert-manager's tls.key).
-    #[arg(long, env = "SECRET_ZERO_TLS_KEY", value_name = "PATH")]
+    #[arg(long, env = env::TLS_KEY, value_name = "PATH")]
     pub tls_key: PathBuf,
 
     /// Address to listen on.
-    #[arg(long, env = "SECRET_ZERO_LISTEN", default_value = "0.0.0.0:8443")]
+    #[arg(long, env = env::LISTEN, default_value = env::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// How often the certificate files are checked for changes.
-    #[arg(long, env = "SECRET_ZERO_TLS_RELOAD_INTERVAL", value_parser = super::duration, default_value = "2s")]
+    #[arg(long, env = env::TLS_RELOAD_INTERVAL, value_parser = super::duration, default_value = env::DEFAULT_TLS_RELOAD_INTERVAL)]
     pub tls_reload_interval: Duration,
 
     /// Larger request bodies are refused with 413 (the API server's own limit is 3 MiB).
-    #[arg(long, env = "SECRET_ZERO_MAX_REQUEST_BYTES", default_value_t = crate::webhook::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = env::MAX_REQUEST_BYTES, default_value_t = env::DEFAULT_MAX_BODY_BYTES)]
     pub max_request_bytes: usize,
 
     /// After SIGTERM, keep serving this long with /readyz failing, so that endpoints
     /// drop this pod before it stops listening.
-    #[arg(long, env = "SECRET_ZERO_DRAIN_DELAY", value_parser = super::duration, default_value = "3s")]
+    #[arg(long, env = env::DRAIN_DELAY, value_parser = super::duration, default_value = env::DEFAULT_DRAIN_DELAY)]
     pub drain_delay: Duration,
 
     #[command(flatten)]

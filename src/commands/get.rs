@@ -2,17 +2,13 @@
 
 use std::io::Write;
 
-use crate::cli::{GetArgs, GetFormat};
+use crate::cli::GetArgs;
 use crate::client::{self, FetchFormat};
 use crate::error::Error;
 
 pub async fn run(args: GetArgs) -> Result<(), Error> {
     let socket = args.socket;
-    let format = match args.format {
-        GetFormat::Json => FetchFormat::Json,
-        GetFormat::Dotenv => FetchFormat::Dotenv,
-        GetFormat::Raw => FetchFormat::Raw,
-    };
+    let format = args.format;
     if args.key.is_some() && format != FetchFormat::Json {
         return Err(Error::input(
             "--key picks a value out of the JSON document",
@@ -25,7 +21,7 @@ pub async fn run(args: GetArgs) -> Result<(), Error> {
     let written = match &args.key {
         Some(key) => {
             let value = document.key(key)?;
-            stdout.write_all(&value)
+            stdout.write_all(value.expose())
         }
         None => stdout.write_all(document.bytes()),
     };

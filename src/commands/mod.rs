@@ -2,6 +2,7 @@
 
 mod get;
 mod inject;
+mod operator;
 mod probe;
 mod rotate;
 mod seal;

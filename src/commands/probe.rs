@@ -2,7 +2,8 @@
 //! delivery; exit 0 when the agent is ready or has delivered.
 
 use crate::cli::ProbeArgs;
-use crate::error::{Error, exit};
+use crate::error::Error;
+use crate::exit;
 
 pub async fn run(args: ProbeArgs) -> Result<i32, Error> {
     let socket = args.socket;

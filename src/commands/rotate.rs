@@ -3,11 +3,12 @@
 
 use crate::cli::RotateArgs;
 use crate::error::Error;
+use crate::failure::Hinted;
 use crate::kube::{Secrets, connect};
-use crate::operator::Session;
 use crate::retry::Backoff;
 use crate::rotate::{Outcome, Plan, Rotator, Scope};
-use crate::sealed::SecretRef;
+use crate::secret_format::SecretRef;
+use crate::vault::Session;
 
 pub async fn run(args: RotateArgs) -> Result<i32, Error> {
     let backoff = Backoff::with_timeout(args.retry_timeout);
@@ -26,17 +27,10 @@ pub async fn run(args: RotateArgs) -> Result<i32, Error> {
     };
     match start(&args, &mut plan).await {
         Ok((rotator, session)) => {
-            let Outcome {
-                report,
-                code,
-                error,
-            } = rotator.run().await;
+            let Outcome { report, result } = rotator.run().await;
             println!("{}", report.to_line());
             session.close().await;
-            match error {
-                Some(e) => Err(e),
-                None => Ok(code),
-            }
+            Ok(result?)
         }
         Err(e) => {
             // Even a run that could not start leaves its line for the CronJob's log.
@@ -74,7 +68,7 @@ async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session),
     };
 
     // Many requests to one server: keep connections. No plaintext ever passes here.
-    let session = Session::open(
+    let session = super::operator::session(
         &args.operator.vault,
         &args.operator.auth,
         true,
@@ -82,8 +76,8 @@ async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session),
     )
     .await?;
     let rotator = Rotator::new(
-        session.vault.clone(),
-        session.token.clone(),
+        session.vault().clone(),
+        session.token().clone(),
         Secrets::new(client),
         plan.clone(),
     );

@@ -1,27 +1,26 @@
-//! `seal` (issue 4): read the document, seal it with Transit, then print the Secret
+//! `seal`: read the document, seal it with Transit, then print the Secret
 //! manifest or apply it to the cluster, verifying the round trip.
 
 use std::io::Write;
 
 use crate::cli::SealArgs;
+use crate::document;
 use crate::error::Error;
 use crate::kube;
-use crate::operator::Session;
 use crate::retry::Backoff;
 use crate::seal::{self, Cluster, Request, Sealer};
-use crate::sealed::Binding;
 
 pub async fn run(args: SealArgs) -> Result<(), Error> {
     let secret = seal::target(&args.namespace, &args.name, &args.data_key)?;
     // The document first: a bad one costs no login, no Kubernetes call.
-    let document = seal::read_document(&args.from_file, args.input_format)?;
+    let document = document::read(&args.from_file, args.input_format)?;
     seal::check_document_size(&document, &secret)?;
     let backoff = Backoff::with_timeout(args.retry_timeout);
     let request = Request {
         secret,
         mount: args.transit_mount.clone(),
         key: args.transit_key.clone(),
-        binding: args.binding.map(Binding::from),
+        binding: args.binding,
         verify: !args.no_verify,
         backoff,
     };
@@ -39,10 +38,11 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
     } else {
         None
     };
-    let session = Session::open(&args.operator.vault, &args.operator.auth, false, backoff).await?;
+    let session =
+        super::operator::session(&args.operator.vault, &args.operator.auth, false, backoff).await?;
     let sealer = Sealer {
-        vault: &session.vault,
-        token: &session.token,
+        vault: session.vault(),
+        token: session.token(),
         request: &request,
     };
     let result = match target {

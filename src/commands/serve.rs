@@ -4,16 +4,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::agent::{Agent, AgentConfig, DocFormat, PeerPolicy, Source};
-use crate::cli::{ServeArgs, ServeFormat};
+use crate::agent::{Agent, AgentConfig, PeerPolicy, Source};
+use crate::cli::ServeArgs;
 use crate::error::Error;
+use crate::failure::Hinted;
+use crate::fault::Fault;
 use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
 use crate::retry::Backoff;
-use crate::sealed::{Binding, SecretRef, TransitFlags};
+use crate::secret_format::{SecretRef, TransitFlags};
 use crate::source::{
-    CiphertextAt, Fetched, KubeObjectKind, LoginSpec, PlaintextEnvSource, PlaintextFileSource,
-    PlaintextKubeSource, Shape, VaultSource,
+    CiphertextAt, Fetched, KubeObjectKind, PlaintextEnvSource, PlaintextFileSource,
+    PlaintextKubeSource, VaultSource,
 };
 use crate::vault;
 
@@ -30,10 +32,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     );
 
     let source = build_source(&args)?;
-    let format = match args.format {
-        ServeFormat::Json => DocFormat::Json,
-        ServeFormat::Raw => DocFormat::Raw,
-    };
     // Bind before any Vault call: a bad socket path fails fast and costs no token.
     let agent = Agent::bind(AgentConfig {
         socket: args.socket.clone(),
@@ -44,7 +42,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         },
         max_deliveries: args.max_deliveries,
         exit_after_delivery: args.exit_after_delivery,
-        format,
+        format: args.format,
         key_version: None,
     })?;
     let status = agent.status_handle();
@@ -68,14 +66,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         Err(e) => {
             status.failed(e.one_line());
             server.abort();
-            return Err(e);
+            return Err(e.into());
         }
     }
 
     match server.await {
-        Ok(result) => result,
+        Ok(result) => Ok(result?),
         Err(e) if e.is_cancelled() => Ok(()),
-        Err(e) => Err(Error::Internal(format!("the socket server stopped: {e}"))),
+        Err(e) => Err(Error::internal(format!("the socket server stopped: {e}"))),
     }
 }
 
@@ -96,7 +94,7 @@ enum AnySource {
 }
 
 impl AnySource {
-    async fn fetch(&self) -> Result<Fetched, Error> {
+    async fn fetch(&self) -> Result<Fetched, Fault> {
         match self {
             AnySource::Vault(source) => source.fetch().await,
             AnySource::File(source) => source.fetch(),
@@ -107,16 +105,12 @@ impl AnySource {
 }
 
 impl Source for AnySource {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Error>> + Send + '_>> {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Fault>> + Send + '_>> {
         Box::pin(async move { AnySource::fetch(self).await.map(|f| f.plaintext) })
     }
 }
 
 fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
-    let shape = match args.format {
-        ServeFormat::Json => Shape::JsonObject,
-        ServeFormat::Raw => Shape::Raw,
-    };
     if args.env_file.is_some() && args.plaintext_env.is_none() {
         return Err(Error::input(
             "--env-file goes with --plaintext-env",
@@ -137,7 +131,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         );
         return Ok(AnySource::File(Arc::new(PlaintextFileSource {
             path: path.clone(),
-            shape,
+            format: args.format,
         })));
     }
 
@@ -199,8 +193,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         }
     };
 
-    let method = args.login.method();
-    let role = args.login.role.clone().ok_or_else(|| {
+    let login = args.login.spec().ok_or_else(|| {
         Error::input(
             "serve needs --role (the Vault role to log in as)",
             "set --role or SECRET_ZERO_ROLE",
@@ -209,19 +202,14 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     let vault = vault::Client::new(&args.vault.config(false))?;
     Ok(AnySource::Vault(Arc::new(VaultSource {
         vault,
-        login: LoginSpec {
-            method,
-            mount: args.login.mount(),
-            role,
-            token_file: args.login.token_file.clone(),
-        },
+        login,
         ciphertext,
         transit: TransitFlags {
             mount: args.transit.transit_mount.clone(),
             key: args.transit.transit_key.clone(),
-            binding: args.transit.binding.map(Binding::from),
+            binding: args.transit.binding,
         },
-        shape,
+        format: args.format,
         backoff,
     })))
 }

@@ -22,7 +22,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         .map_err(|e| Error::input(e.to_string(), e.hint()))?;
     let addr = server
         .local_addr()
-        .map_err(|e| Error::Internal(format!("webhook: no local address: {e}")))?;
+        .map_err(|e| Error::internal(format!("webhook: no local address: {e}")))?;
     tracing::info!(
         "webhook: listening on https://{addr} (POST /mutate, GET /healthz, GET /readyz)"
     );

@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 
 use super::{INJECT, InjectError, Options, STATUS};
 use crate::agent::SocketSpec;
-use crate::cli::DEFAULT_SOCKET;
-use crate::sealed::SecretRef;
+use crate::env::DEFAULT_SOCKET;
+use crate::failure::Hinted;
+use crate::secret_format::SecretRef;
 
 const P: &str = "secret-zero.dev/";
 
@@ -22,9 +23,9 @@ pub const VAULT_CA_CONFIGMAP: &str = "secret-zero.dev/vault-ca-configmap";
 /// `X-Vault-Namespace`.
 pub const VAULT_NAMESPACE: &str = "secret-zero.dev/vault-namespace";
 /// Transit key; by default the Secret's own annotation.
-pub const TRANSIT_KEY: &str = crate::sealed::ANN_TRANSIT_KEY;
+pub const TRANSIT_KEY: &str = crate::secret_format::ANN_TRANSIT_KEY;
 /// Transit mount; by default the Secret's annotation, else `transit`.
-pub const TRANSIT_MOUNT: &str = crate::sealed::ANN_TRANSIT_MOUNT;
+pub const TRANSIT_MOUNT: &str = crate::secret_format::ANN_TRANSIT_MOUNT;
 /// `kubernetes` (default) or `jwt`.
 pub const AUTH_METHOD: &str = "secret-zero.dev/auth-method";
 /// Mount path of the auth method; by default its name.

@@ -18,11 +18,7 @@ mod annotations;
 mod pod;
 mod stream;
 
-pub use annotations::{ANNOTATIONS, Settings};
-pub use pod::{
-    AGENT_CONTAINER, AGENT_UID, KUBE_API_VOLUME, SOCKET_ENV, SOCKET_VOLUME, TOKEN_DIR, TOKEN_VOLUME,
-};
-pub use stream::{OutputFormat, Rendered, inject_yaml};
+pub use stream::inject_yaml;
 
 use serde_json::Value;
 
@@ -33,11 +29,7 @@ pub const STATUS: &str = "secret-zero.dev/status";
 /// The value of [`STATUS`].
 pub const STATUS_INJECTED: &str = "injected";
 
-/// The image used when neither `secret-zero.dev/image` nor `--image` names one.
-pub const DEFAULT_IMAGE: &str = concat!(
-    "ghcr.io/secret-zero/secret-zero:",
-    env!("CARGO_PKG_VERSION")
-);
+use crate::env::DEFAULT_IMAGE;
 
 /// Kinds whose pod template `inject` understands, as `(kind, API group)`.
 pub const SUPPORTED_KINDS: &[(&str, &str)] = &[
@@ -340,6 +332,7 @@ fn escape(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inject::pod::AGENT_CONTAINER;
     use serde_json::json;
 
     fn pod() -> Value {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::annotations::{Settings, Socket};
 use super::{InjectError, Options, STATUS, STATUS_INJECTED};
-use crate::kube::DEFAULT_SERVICEACCOUNT_DIR;
+use crate::env::{DEFAULT_SERVICEACCOUNT_DIR, SOCKET as SOCKET_ENV};
 
 /// Name of the agent's container.
 pub const AGENT_CONTAINER: &str = "secret-zero";
@@ -26,7 +26,6 @@ pub const TOKEN_DIR: &str = "/var/run/secrets/secret-zero";
 /// Where the Vault CA bundle is mounted in the agent.
 pub const VAULT_CA_DIR: &str = "/etc/secret-zero/vault-ca";
 /// The variable that tells `secret-zero get` (and the app) where the socket is.
-pub const SOCKET_ENV: &str = "SECRET_ZERO_SOCKET";
 /// The agent's uid and gid: distroless `nonroot`, as in the image.
 pub const AGENT_UID: u32 = 65532;
 /// Lifetime of the projected Vault token: the shortest kubelet accepts.

@@ -6,18 +6,10 @@
 //! `---` and `...` lines, which YAML forbids inside any scalar at the start of a line,
 //! so the split never cuts a document.
 
+use crate::document::ManifestFormat;
 use serde_json::{Value, json};
 
 use super::{InjectError, Options, inject_object};
-
-/// How `inject` writes its output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// The input stream, injected documents rewritten.
-    Yaml,
-    /// One JSON object, or a `v1 List` of them when there are several.
-    Json,
-}
 
 /// The result of [`inject_yaml`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +32,7 @@ struct Chunk<'a> {
 pub fn inject_yaml(
     inputs: &[(String, String)],
     options: &Options,
-    format: OutputFormat,
+    format: ManifestFormat,
 ) -> Result<Rendered, InjectError> {
     let mut out = Rendered {
         text: String::new(),
@@ -94,7 +86,7 @@ pub fn inject_yaml(
         }
         out.text.push_str(&file_out);
     }
-    if format == OutputFormat::Json {
+    if format == ManifestFormat::Json {
         let value = if objects.len() == 1 {
             objects.pop().unwrap_or_default()
         } else {

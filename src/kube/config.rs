@@ -2,12 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::error::KubeError;
 
-/// Where kubelet mounts the pod's ServiceAccount token, CA and namespace.
-pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+use crate::env::DEFAULT_SERVICEACCOUNT_DIR;
 
 /// How to reach the API server.
 #[derive(Debug, Clone)]
@@ -46,9 +45,9 @@ impl ClusterSource {
 
 /// A client and the namespace it defaults to.
 pub async fn connect(source: &ClusterSource) -> Result<(kube::Client, String), KubeError> {
-    crate::vault::install_crypto_provider();
+    crate::crypto::install_provider();
     let mut config = match source {
-        ClusterSource::InCluster { host, port, dir } => in_cluster(host, port, dir)?,
+        ClusterSource::InCluster { host, port, dir } => in_cluster(host, port, dir).await?,
         ClusterSource::Kubeconfig(path) => from_kubeconfig(path.as_deref()).await?,
     };
     // Our own bounded retries decide what is transient; kube's layer would hide it.
@@ -60,50 +59,56 @@ pub async fn connect(source: &ClusterSource) -> Result<(kube::Client, String), K
     Ok((client, namespace))
 }
 
-fn in_cluster(host: &str, port: &str, dir: &Path) -> Result<kube::Config, KubeError> {
+/// The in-cluster configuration: kube's own loader for the usual ServiceAccount
+/// directory, and for another directory (`--serviceaccount-dir`) the same settings
+/// written as a kubeconfig, so kube's loader reads those files too. Either way kube
+/// re-reads the token file as kubelet rotates it.
+async fn in_cluster(host: &str, port: &str, dir: &Path) -> Result<kube::Config, KubeError> {
+    // Say which file is missing and what mounts it, before kube's terser messages.
+    for file in ["ca.crt", "token"] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(KubeError::Config(format!(
+                "in a pod (KUBERNETES_SERVICE_HOST is set) but there is no {} \
+                 (the ServiceAccount token volume is not mounted: check \
+                 automountServiceAccountToken, or give --kubeconfig)",
+                path.display()
+            )));
+        }
+    }
+    if dir == Path::new(DEFAULT_SERVICEACCOUNT_DIR) {
+        return kube::Config::incluster()
+            .map_err(|e| KubeError::Config(format!("in-cluster configuration: {e}")));
+    }
     // An IPv6 service address needs brackets in a URL.
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.to_string()
     };
-    let url: http::Uri = format!("https://{host}:{port}").parse().map_err(|e| {
-        KubeError::Config(format!(
-            "KUBERNETES_SERVICE_HOST/PORT do not form a URL: {e}"
-        ))
-    })?;
-
-    let ca_path = dir.join("ca.crt");
-    let ca_pem = std::fs::read(&ca_path).map_err(|e| {
-        KubeError::Config(format!(
-            "cannot read the cluster CA {}: {e}",
-            ca_path.display()
-        ))
-    })?;
-    let roots =
-        pem_certs(&ca_pem).map_err(|e| KubeError::Config(format!("{}: {e}", ca_path.display())))?;
-    let token_path = dir.join("token");
-    if !token_path.is_file() {
-        return Err(KubeError::Config(format!(
-            "no ServiceAccount token at {}",
-            token_path.display()
-        )));
-    }
-    let ns_path = dir.join("namespace");
-    let namespace = std::fs::read_to_string(&ns_path)
+    let namespace = std::fs::read_to_string(dir.join("namespace"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "default".to_string());
-
-    let mut config = kube::Config::new(url);
-    config.default_namespace = namespace;
-    config.root_cert = Some(roots);
-    config.root_cert_file = Some(ca_path);
-    // kube re-reads a token file as kubelet rotates it.
-    config.auth_info = AuthInfo {
-        token_file: Some(token_path.display().to_string()),
-        ..Default::default()
-    };
-    Ok(config)
+    let kubeconfig: Kubeconfig = serde_json::from_value(serde_json::json!({
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": format!("https://{host}:{port}"),
+            "certificate-authority": dir.join("ca.crt"),
+        }}],
+        "users": [{"name": "serviceaccount", "user": {"tokenFile": dir.join("token")}}],
+        "contexts": [{"name": "in-cluster", "context": {
+            "cluster": "in-cluster", "user": "serviceaccount", "namespace": namespace,
+        }}],
+        "current-context": "in-cluster",
+    }))
+    .map_err(|e| KubeError::Config(format!("in-cluster configuration: {e}")))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| {
+            KubeError::Config(format!(
+                "in-cluster configuration from {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 async fn from_kubeconfig(path: Option<&Path>) -> Result<kube::Config, KubeError> {
@@ -125,19 +130,4 @@ async fn from_kubeconfig(path: Option<&Path>) -> Result<kube::Config, KubeError>
             ))
         }),
     }
-}
-
-fn pem_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(pem)
-        .map(|c| {
-            c.map(|c| c.to_vec())
-                .map_err(|e| format!("not a PEM bundle: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    if certs.is_empty() {
-        return Err("holds no certificate".into());
-    }
-    Ok(certs)
 }

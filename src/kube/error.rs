@@ -1,5 +1,7 @@
 //! What can go wrong talking to the Kubernetes API, by what the caller does next.
 
+use crate::failure::root_cause;
+
 /// A failed Kubernetes API call. `object` is `namespace/name` or a list description.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -102,12 +104,8 @@ impl KubeError {
     }
 }
 
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        last = e.to_string();
-        source = e.source();
+impl crate::retry::Transient for KubeError {
+    fn is_transient(&self) -> bool {
+        KubeError::is_transient(self)
     }
-    last
 }

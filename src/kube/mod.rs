@@ -7,8 +7,8 @@ mod configmaps;
 mod error;
 mod secrets;
 
-pub use config::{ClusterSource, DEFAULT_SERVICEACCOUNT_DIR, connect};
-pub use configmaps::{ConfigMap, ConfigMaps};
+pub use config::{ClusterSource, connect};
+pub use configmaps::ConfigMaps;
 pub use error::KubeError;
 pub use secrets::Secrets;
 

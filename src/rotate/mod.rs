@@ -1,4 +1,4 @@
-//! Key rotation for the ciphertexts secret-zero keeps in Secrets (DESIGN §2.7).
+//! Key rotation for the ciphertexts secret-zero keeps in Secrets (ARCHITECTURE.md, I10).
 //!
 //! One run: read the key, find the Secrets under it, rotate the key once, rewrap every
 //! ciphertext that is behind in `batch_input` requests (Vault does the work: the
@@ -23,39 +23,30 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
-use crate::error::Error;
+use crate::exit;
+use crate::failure::Hinted;
+use crate::fault::Fault;
 use crate::kube::Secrets;
 use crate::retry::{Backoff, retry};
-use crate::sealed::{self, SecretRef};
+use crate::secret_format::{self, SecretRef};
 use crate::vault::{self, BatchItem, KeyInfo, VaultToken};
 
 pub use report::Report;
-pub use target::{Origin, Target, annotated_under, target_of};
-pub use write::CONFLICT_ATTEMPTS;
+use target::{Origin, Target, target_of};
 
 use write::{Shared, WriteOutcome, Written};
-
-/// Ciphertexts per rewrap request unless `--batch-size` says otherwise.
-pub const DEFAULT_BATCH_SIZE: u32 = 100;
 
 /// Secrets written back at the same time. Enough to hide the API server's latency,
 /// few enough not to look like a flood to it.
 pub const WRITE_CONCURRENCY: usize = 16;
 
-/// Exit codes of `rotate`, on top of the common ones in [`crate::error::exit`].
-pub mod exit {
-    pub use crate::error::exit::{RETIRE_REFUSED, SECRETS_FAILED};
-}
-
-/// The codes above, for `rotate --help`.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes of rotate (besides those of secret-zero --help):
-  14  some Secrets failed (each named in the log); the others were rewrapped, nothing retired
-  15  --retire refused: a Secret under the key still lags behind (each named in the log)";
-
 /// The label every secret-zero Secret carries.
 pub fn managed_selector() -> String {
-    format!("{}={}", sealed::MANAGED_BY_LABEL, sealed::MANAGED_BY_VALUE)
+    format!(
+        "{}={}",
+        secret_format::MANAGED_BY_LABEL,
+        secret_format::MANAGED_BY_VALUE
+    )
 }
 
 /// Where labelled Secrets are looked for.
@@ -85,12 +76,11 @@ pub struct Plan {
     pub backoff: Backoff,
 }
 
-/// How a run ended: the report to print, the exit code, and the error that stopped it
-/// early if one did.
+/// How a run ended: the report to print, and either the exit code of a run that went
+/// to its end (`OK`, `SECRETS_FAILED`, `RETIRE_REFUSED`) or the failure that stopped it.
 pub struct Outcome {
     pub report: Report,
-    pub code: i32,
-    pub error: Option<Error>,
+    pub result: Result<i32, Fault>,
 }
 
 /// A rotation over one key.
@@ -137,24 +127,13 @@ impl Rotator {
         report.vault_requests = self.shared.vault.requests();
         report.kube_requests = self.shared.secrets.requests();
         report.duration_ms = start.elapsed().as_millis() as u64;
-        match result {
-            Ok(code) => Outcome {
-                report,
-                code,
-                error: None,
-            },
-            Err(e) => {
-                report.error = Some(e.one_line());
-                Outcome {
-                    report,
-                    code: e.exit_code(),
-                    error: Some(e),
-                }
-            }
+        if let Err(e) = &result {
+            report.error = Some(e.one_line());
         }
+        Outcome { report, result }
     }
 
-    async fn read_key(&self) -> Result<KeyInfo, Error> {
+    async fn read_key(&self) -> Result<KeyInfo, Fault> {
         let s = &self.shared;
         Ok(retry("read transit key", s.backoff, || {
             s.vault.read_key(&s.token, &s.mount, &s.key)
@@ -162,7 +141,7 @@ impl Rotator {
         .await?)
     }
 
-    async fn steps(&self, report: &mut Report) -> Result<i32, Error> {
+    async fn steps(&self, report: &mut Report) -> Result<i32, Fault> {
         let s = &self.shared;
         let mut key = self.read_key().await?;
         report.key_version_before = Some(key.latest_version);
@@ -219,12 +198,12 @@ impl Rotator {
         if self.plan.retire {
             return self.retire(version, report).await;
         }
-        Ok(crate::error::exit::OK)
+        Ok(exit::OK)
     }
 
     /// Every Secret under the key in scope, by `namespace/name`, and the ones that are
     /// under it but unusable (with the reason).
-    async fn discover(&self) -> Result<(Vec<Target>, Vec<(String, String)>), Error> {
+    async fn discover(&self) -> Result<(Vec<Target>, Vec<(String, String)>), Fault> {
         let s = &self.shared;
         let mut found: BTreeMap<String, Target> = BTreeMap::new();
         let mut unreadable: BTreeMap<String, String> = BTreeMap::new();
@@ -261,7 +240,7 @@ impl Rotator {
             let secret = match s.get_secret(&reference.namespace, &reference.name).await {
                 Ok(secret) => secret,
                 Err(e) => {
-                    unreadable.insert(name, Error::from(e).one_line());
+                    unreadable.insert(name, Fault::from(e).one_line());
                     continue;
                 }
             };
@@ -301,7 +280,7 @@ impl Rotator {
         pending: Vec<Target>,
         version: u64,
         report: &mut Report,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Fault> {
         let total = pending.len();
         let (bound, unbound): (Vec<Target>, Vec<Target>) =
             pending.into_iter().partition(|t| t.context.is_some());
@@ -372,7 +351,7 @@ impl Rotator {
     async fn rewrap_adaptive(
         &self,
         items: &[BatchItem],
-    ) -> Result<Vec<Result<String, String>>, Error> {
+    ) -> Result<Vec<Result<String, String>>, Fault> {
         let mut results = Vec::with_capacity(items.len());
         let mut start = 0;
         while start < items.len() {
@@ -404,7 +383,7 @@ impl Rotator {
         key: &KeyInfo,
         targets: Vec<Target>,
         report: &mut Report,
-    ) -> Result<i32, Error> {
+    ) -> Result<i32, Fault> {
         let s = &self.shared;
         let version = key.latest_version + u64::from(self.plan.rotate);
         report.key_version_after = Some(version);
@@ -443,14 +422,14 @@ impl Rotator {
                 "dry run: --retire would retire the versions below this one"
             );
         }
-        Ok(crate::error::exit::OK)
+        Ok(exit::OK)
     }
 }
 
 /// Whether Vault refused a request for its size rather than its content.
-fn too_big(error: &Error) -> bool {
+fn too_big(error: &Fault) -> bool {
     match error {
-        Error::Vault(vault::VaultError::InvalidRequest {
+        Fault::Vault(vault::VaultError::InvalidRequest {
             status, message, ..
         }) => {
             (*status == 400 || *status == 413)

@@ -1,13 +1,15 @@
 //! `--retire` and `--trim`: raise the key's minimum versions once nothing needs the old
 //! ones, proved by a fresh look at every namespace rather than by what this run did.
 
-use crate::error::Error;
+use crate::failure::Hinted;
+use crate::fault::Fault;
 use crate::kube::KubeError;
 use crate::retry::retry;
 use crate::vault::KeyConfig;
 
 use super::target::{Origin, name_of, named, target_of};
-use super::{Report, Rotator, exit, managed_selector};
+use super::{Report, Rotator, managed_selector};
+use crate::exit;
 
 impl Rotator {
     /// Secrets under the key, in any namespace (plus the `--secret` ones), that are
@@ -17,7 +19,7 @@ impl Rotator {
         &self,
         version: u64,
         except: &[String],
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<String>, Fault> {
         let s = &self.shared;
         let selector = managed_selector();
         let listed = retry("list secrets in all namespaces", s.backoff, || {
@@ -59,7 +61,7 @@ impl Rotator {
 
     /// Retire the versions below `version` if no Secret anywhere is behind it; then
     /// trim them if asked.
-    pub(super) async fn retire(&self, version: u64, report: &mut Report) -> Result<i32, Error> {
+    pub(super) async fn retire(&self, version: u64, report: &mut Report) -> Result<i32, Fault> {
         let s = &self.shared;
         let laggards = self.laggards(version, &[]).await?;
         if !laggards.is_empty() {
@@ -116,6 +118,6 @@ impl Rotator {
             }
             report.trimmed_to = Some(floor.max(key.min_available_version));
         }
-        Ok(crate::error::exit::OK)
+        Ok(exit::OK)
     }
 }

@@ -1,9 +1,9 @@
 //! Which Secrets hold a ciphertext under the key being rotated, and what rewrapping
 //! each needs: its ciphertext, key version and binding context.
 
-use crate::error::Error;
+use crate::fault::Fault;
 use crate::kube::Secret;
-use crate::sealed::{self, SecretRef, TransitFlags};
+use crate::secret_format::{self, SecretRef, TransitFlags};
 
 /// How a Secret came into the run, which decides how it is recognised again after a
 /// conflict (and in the cluster-wide check before retiring).
@@ -47,18 +47,18 @@ pub fn annotated_under(secret: &Secret, mount: &str, key: &str) -> bool {
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(sealed::MANAGED_BY_LABEL))
-        .is_some_and(|v| v == sealed::MANAGED_BY_VALUE);
+        .and_then(|l| l.get(secret_format::MANAGED_BY_LABEL))
+        .is_some_and(|v| v == secret_format::MANAGED_BY_VALUE);
     let Some(annotations) = secret.metadata.annotations.as_ref() else {
         return false;
     };
     let annotated_mount = annotations
-        .get(sealed::ANN_TRANSIT_MOUNT)
+        .get(secret_format::ANN_TRANSIT_MOUNT)
         .map(|m| m.trim_matches('/'))
-        .unwrap_or(sealed::DEFAULT_TRANSIT_MOUNT);
+        .unwrap_or(crate::env::DEFAULT_TRANSIT_MOUNT);
     labelled
         && annotations
-            .get(sealed::ANN_TRANSIT_KEY)
+            .get(secret_format::ANN_TRANSIT_KEY)
             .is_some_and(|k| k == key)
         && annotated_mount == mount.trim_matches('/')
 }
@@ -71,7 +71,7 @@ pub fn target_of(
     origin: &Origin,
     mount: &str,
     key: &str,
-) -> Result<Option<Target>, Error> {
+) -> Result<Option<Target>, Fault> {
     let data_key = match origin {
         Origin::Labelled => {
             if !annotated_under(&secret, mount, key) {
@@ -81,7 +81,7 @@ pub fn target_of(
         }
         Origin::Named(data_key) => data_key.as_deref(),
     };
-    let mut sealed = sealed::read(&secret, data_key)?;
+    let mut sealed = secret_format::read(&secret, data_key)?;
     // "transit/" and "transit" are the same mount: not a contradiction.
     if sealed
         .transit_mount
@@ -95,16 +95,16 @@ pub fn target_of(
         key: Some(key.to_string()),
         binding: None,
     };
-    let transit = sealed::resolve(&sealed, &flags)?;
+    let transit = secret_format::resolve(&sealed, &flags)?;
     let version = crate::vault::ciphertext_version(&sealed.ciphertext)
-        .ok_or_else(|| Error::Internal("a parsed ciphertext has no key version".to_string()))?;
+        .ok_or_else(|| Fault::Internal("a parsed ciphertext has no key version".to_string()))?;
     Ok(Some(Target {
         name: name_of(&secret),
         data_key: sealed
             .secret
             .data_key
             .clone()
-            .unwrap_or_else(|| sealed::DATA_KEY.to_string()),
+            .unwrap_or_else(|| secret_format::DATA_KEY.to_string()),
         ciphertext: sealed.ciphertext,
         version,
         context: transit.context,
@@ -130,8 +130,8 @@ mod tests {
         s.metadata.name = Some("app".into());
         if labelled {
             s.metadata.labels = Some(BTreeMap::from([(
-                sealed::MANAGED_BY_LABEL.to_string(),
-                sealed::MANAGED_BY_VALUE.to_string(),
+                secret_format::MANAGED_BY_LABEL.to_string(),
+                secret_format::MANAGED_BY_VALUE.to_string(),
             )]));
         }
         s.metadata.annotations = Some(
@@ -153,8 +153,8 @@ mod tests {
         let ours = secret(
             true,
             &[
-                (sealed::ANN_TRANSIT_KEY, "k"),
-                (sealed::ANN_BINDING, "identity"),
+                (secret_format::ANN_TRANSIT_KEY, "k"),
+                (secret_format::ANN_BINDING, "identity"),
             ],
             &[("ciphertext", "vault:v3:abc")],
         );
@@ -171,15 +171,15 @@ mod tests {
 
         let unlabelled = secret(
             false,
-            &[(sealed::ANN_TRANSIT_KEY, "k")],
+            &[(secret_format::ANN_TRANSIT_KEY, "k")],
             &[("ciphertext", "vault:v1:abc")],
         );
         assert!(!annotated_under(&unlabelled, "transit", "k"));
         let mounted = secret(
             true,
             &[
-                (sealed::ANN_TRANSIT_KEY, "k"),
-                (sealed::ANN_TRANSIT_MOUNT, "team/transit/"),
+                (secret_format::ANN_TRANSIT_KEY, "k"),
+                (secret_format::ANN_TRANSIT_MOUNT, "team/transit/"),
             ],
             &[("ciphertext", "vault:v1:abc")],
         );
@@ -210,7 +210,7 @@ mod tests {
         // Named, but annotated for another key: a contradiction, not a silent choice.
         let foreign = secret(
             false,
-            &[(sealed::ANN_TRANSIT_KEY, "other")],
+            &[(secret_format::ANN_TRANSIT_KEY, "other")],
             &[("ciphertext", "vault:v1:abc")],
         );
         assert!(target_of(foreign, &Origin::Named(None), "transit", "k").is_err());

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::Error;
+use crate::failure::Hinted;
+use crate::fault::Fault;
 use crate::kube::{KubeError, Secret, Secrets};
 use crate::retry::{Backoff, retry};
-use crate::sealed;
+use crate::secret_format;
 use crate::vault::{self, BatchItem, VaultToken};
 
 use super::target::{Target, target_of};
@@ -34,7 +35,7 @@ impl Shared {
     pub async fn rewrap_batch(
         &self,
         items: &[BatchItem],
-    ) -> Result<Vec<Result<String, String>>, Error> {
+    ) -> Result<Vec<Result<String, String>>, Fault> {
         let answer = retry("transit rewrap", self.backoff, || {
             self.rewraps.fetch_add(1, Ordering::Relaxed);
             self.vault
@@ -53,7 +54,7 @@ impl Shared {
     }
 
     /// One ciphertext, after a conflict.
-    async fn rewrap_one(&self, target: &Target) -> Result<String, Error> {
+    async fn rewrap_one(&self, target: &Target) -> Result<String, Fault> {
         let ciphertext = retry("transit rewrap", self.backoff, || {
             self.rewraps.fetch_add(1, Ordering::Relaxed);
             self.vault.rewrap(
@@ -115,7 +116,7 @@ async fn write_loop(
     conflicts: &mut u64,
 ) -> Written {
     for attempt in 1..=CONFLICT_ATTEMPTS {
-        sealed::set_ciphertext(&mut target.object, &target.data_key, &ciphertext);
+        secret_format::set_ciphertext(&mut target.object, &target.data_key, &ciphertext);
         let object = &target.object;
         let error = match retry("update secret", shared.backoff, || {
             shared.secrets.replace(object)
@@ -127,13 +128,13 @@ async fn write_loop(
                 return Written::Rewrapped;
             }
             Err(e @ KubeError::Conflict { .. }) => e,
-            Err(e) => return Written::Failed(Error::from(e).one_line()),
+            Err(e) => return Written::Failed(Fault::from(e).one_line()),
         };
         *conflicts += 1;
         if attempt == CONFLICT_ATTEMPTS {
             return Written::Failed(format!(
                 "{} (gave up after {CONFLICT_ATTEMPTS} attempts)",
-                Error::from(error).one_line()
+                Fault::from(error).one_line()
             ));
         }
         tracing::info!(secret = %target.name, attempt, "the Secret changed while we worked on it: reading it again");
@@ -143,7 +144,7 @@ async fn write_loop(
             Err(KubeError::NotFound { .. }) => {
                 return Written::Skipped("deleted while the run worked on it".into());
             }
-            Err(e) => return Written::Failed(Error::from(e).one_line()),
+            Err(e) => return Written::Failed(Fault::from(e).one_line()),
         };
         target = match target_of(fresh, &target.origin, &shared.mount, &shared.key) {
             Ok(Some(fresh)) => fresh,

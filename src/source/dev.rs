@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::error::Error;
 use crate::kube::{ClusterSource, ConfigMaps, KubeError, Secrets};
-use crate::plaintext::Plaintext;
+use crate::plaintext::PlaintextBuf;
 use crate::retry::{Backoff, retry};
-use crate::sealed::SecretRef;
+use crate::secret_format::SecretRef;
 
-use super::{Fetched, document_to_json};
+use super::Fetched;
+use crate::document;
+use crate::fault::Fault;
 
 /// `--plaintext-env DEFINITION [--env-file FILE]`: the old ENVIRONMENT source. The
 /// definition (JSON or YAML) maps document keys to environment variable names; each
@@ -32,30 +33,30 @@ pub struct PlaintextEnvSource {
 }
 
 impl PlaintextEnvSource {
-    pub fn fetch(&self) -> Result<Fetched, Error> {
+    pub fn fetch(&self) -> Result<Fetched, Fault> {
         let mapping = self.read_definition()?;
         let file_values = match &self.env_file {
             Some(path) => read_env_file(path)?,
             None => BTreeMap::new(),
         };
-        let mut document = Map::new();
+        let mut document = BTreeMap::new();
         for (key, variable) in &mapping {
             let value = match std::env::var(variable) {
-                Ok(value) => value,
+                Ok(value) => Zeroizing::new(value),
                 Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::input(
+                    return Err(Fault::input(
                         format!("environment variable {variable} (for key {key:?}) is not UTF-8"),
                         "the document holds text: set the variable to UTF-8 text",
                     ));
                 }
                 Err(std::env::VarError::NotPresent) => match file_values.get(variable) {
-                    Some(value) => value.to_string(),
+                    Some(value) => value.clone(),
                     None => {
                         let whence = match &self.env_file {
                             Some(path) => format!(" nor in {}", path.display()),
                             None => String::new(),
                         };
-                        return Err(Error::input(
+                        return Err(Fault::input(
                             format!(
                                 "environment variable {variable} (for key {key:?} of {}) is not set{whence}",
                                 self.definition.display()
@@ -65,15 +66,15 @@ impl PlaintextEnvSource {
                     }
                 },
             };
-            document.insert(key.clone(), Value::String(value));
+            document.insert(key.clone(), value);
         }
-        finish(document)
+        finish(&document)
     }
 
-    fn read_definition(&self) -> Result<Vec<(String, String)>, Error> {
+    fn read_definition(&self) -> Result<Vec<(String, String)>, Fault> {
         let path = &self.definition;
         let bytes = std::fs::read(path).map_err(|e| {
-            Error::input(
+            Fault::input(
                 format!(
                     "cannot read the environment definition {}: {e}",
                     path.display()
@@ -83,15 +84,15 @@ impl PlaintextEnvSource {
         })?;
         // The definition names variables, it holds no secret; the shared parser is used
         // for its JSON-or-YAML handling and position-only errors.
-        let json = document_to_json(&bytes, path)?;
+        let json = document::parse_any(&bytes, &path.display().to_string())?;
         let map: Map<String, Value> = serde_json::from_slice(json.expose())
-            .map_err(|e| Error::Internal(format!("definition re-parse: {e}")))?;
+            .map_err(|e| Fault::Internal(format!("definition re-parse: {e}")))?;
         let mut mapping = Vec::with_capacity(map.len());
         for (key, variable) in map {
             match variable {
                 Value::String(name) if is_env_name(&name) => mapping.push((key, name)),
                 _ => {
-                    return Err(Error::input(
+                    return Err(Fault::input(
                         format!(
                             "key {key:?} of {} does not name an environment variable",
                             path.display()
@@ -102,7 +103,7 @@ impl PlaintextEnvSource {
             }
         }
         if mapping.is_empty() {
-            return Err(Error::input(
+            return Err(Fault::input(
                 format!("the environment definition {} maps no keys", path.display()),
                 "map each document key to a variable name, e.g. `db_password: DB_PASSWORD`",
             ));
@@ -120,15 +121,15 @@ fn is_env_name(name: &str) -> bool {
 /// literally) or in double quotes (`\n`, `\t`, `\r`, `\"`, `\\` escapes; may span
 /// lines). No `${VAR}` expansion: a secret that happens to contain `$` stays intact.
 /// Errors give a line number only.
-pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, Zeroizing<String>>, Error> {
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, Zeroizing<String>>, Fault> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        Error::input(
+        Fault::input(
             format!("cannot read the env file {}: {e}", path.display()),
             "check the path given to --env-file (it must be UTF-8 text)",
         )
     })?);
     parse_env(&text).map_err(|line| {
-        Error::input(
+        Fault::input(
             format!("{} line {line} is not KEY=value", path.display()),
             "write KEY=value, KEY='literal' or KEY=\"with \\n escapes\"; the content is not shown here on purpose",
         )
@@ -181,47 +182,10 @@ pub fn parse_env(text: &str) -> Result<BTreeMap<String, Zeroizing<String>>, usiz
         while chars.next_if(|&c| c == ' ' || c == '\t').is_some() {}
         let mut value = Zeroizing::new(String::new());
         match chars.peek() {
-            Some('\'') => {
+            Some(&quote @ ('\'' | '"')) => {
                 chars.next();
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            value.push(c);
-                        }
-                        None => return Err(start_line),
-                    }
-                }
-                rest_of_line(&mut chars).map_err(|()| start_line)?;
-            }
-            Some('"') => {
-                chars.next();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some('n') => value.push('\n'),
-                            Some('t') => value.push('\t'),
-                            Some('r') => value.push('\r'),
-                            Some(c @ ('"' | '\\' | '\'' | '$')) => value.push(c),
-                            Some(c) => {
-                                value.push('\\');
-                                value.push(c);
-                            }
-                            None => return Err(start_line),
-                        },
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            value.push(c);
-                        }
-                        None => return Err(start_line),
-                    }
-                }
+                // Single quotes are literal; double quotes take the usual escapes.
+                quoted(&mut chars, quote, &mut value, &mut line).map_err(|()| start_line)?;
                 rest_of_line(&mut chars).map_err(|()| start_line)?;
             }
             _ => {
@@ -239,6 +203,38 @@ pub fn parse_env(text: &str) -> Result<BTreeMap<String, Zeroizing<String>>, usiz
             }
         }
         values.insert(key, value);
+    }
+}
+
+/// A quoted value up to its closing `quote`, counting the lines it spans. Inside double
+/// quotes `\n`, `\t`, `\r` and `\"`, `\\`, `\'`, `\$` are escapes; any other backslash is
+/// kept. `Err` when the quote is never closed.
+fn quoted(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    quote: char,
+    value: &mut String,
+    line: &mut usize,
+) -> Result<(), ()> {
+    loop {
+        match chars.next().ok_or(())? {
+            c if c == quote => return Ok(()),
+            '\\' if quote == '"' => match chars.next().ok_or(())? {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                c @ ('"' | '\\' | '\'' | '$') => value.push(c),
+                c => {
+                    value.push('\\');
+                    value.push(c);
+                }
+            },
+            c => {
+                if c == '\n' {
+                    *line += 1;
+                }
+                value.push(c);
+            }
+        }
     }
 }
 
@@ -297,7 +293,7 @@ pub struct PlaintextKubeSource {
 }
 
 impl PlaintextKubeSource {
-    pub async fn fetch(&self) -> Result<Fetched, Error> {
+    pub async fn fetch(&self) -> Result<Fetched, Fault> {
         let (client, _) = crate::kube::connect(&self.cluster).await?;
         let (ns, name) = (&self.object.namespace, &self.object.name);
         let label = format!("{} {ns}/{name}", self.kind.name());
@@ -351,7 +347,7 @@ impl PlaintextKubeSource {
             }
         };
         let binary = |key: &str| {
-            Error::input(
+            Fault::input(
                 format!("key {key:?} of {label} holds binary data"),
                 "the document holds text: store the value as UTF-8 text (or base64 it yourself and decode it in the application)",
             )
@@ -361,41 +357,55 @@ impl PlaintextKubeSource {
                 Some(Ok(text)) => text,
                 Some(Err(())) => return Err(binary(key)),
                 None => {
-                    return Err(Error::input(
+                    return Err(Fault::input(
                         format!("{label} has no key {key:?}"),
                         format!("check the #KEY of {} (case matters)", self.kind.flag()),
                     ));
                 }
             };
-            let plaintext =
-                document_to_json(text.as_bytes(), Path::new(&format!("{label}#{key}")))?;
+            let plaintext = document::parse_any(text.as_bytes(), &format!("{label}#{key}"))?;
             return Ok(Fetched {
                 plaintext,
                 key_version: None,
             });
         }
         if entries.is_empty() {
-            return Err(Error::input(
+            return Err(Fault::input(
                 format!("{label} has no data"),
                 "add the keys the application needs to it",
             ));
         }
-        let mut document = Map::new();
+        let mut document = BTreeMap::new();
         for (key, text) in entries {
             match text {
-                Ok(mut text) => document.insert(key, Value::String(std::mem::take(&mut *text))),
+                Ok(text) => document.insert(key, text),
                 Err(()) => return Err(binary(&key)),
             };
         }
-        finish(document)
+        finish(&document)
     }
 }
 
-fn finish(document: Map<String, Value>) -> Result<Fetched, Error> {
-    let json = serde_json::to_vec(&Value::Object(document))
-        .map_err(|e| Error::Internal(format!("document: {e}")))?;
+/// The served document, `{"key":"value",...}` in key order, written straight into a
+/// plaintext buffer: the values never pass through a `serde_json::Value`.
+fn finish(document: &BTreeMap<String, Zeroizing<String>>) -> Result<Fetched, Fault> {
+    let size: usize = document.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut out = PlaintextBuf::with_capacity(size + 2);
+    out.push(b'{');
+    for (i, (key, value)) in document.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key.as_str())
+            .and_then(|()| {
+                out.push(b':');
+                serde_json::to_writer(&mut out, value.as_str())
+            })
+            .map_err(|e| Fault::Internal(format!("document: {e}")))?;
+    }
+    out.push(b'}');
     Ok(Fetched {
-        plaintext: Plaintext::new(json),
+        plaintext: out.into_plaintext(),
         key_version: None,
     })
 }

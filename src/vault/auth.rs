@@ -11,7 +11,7 @@ use super::error::VaultError;
 use super::token::VaultToken;
 
 /// How the agent proves who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethod {
     /// Vault calls TokenReview on the Kubernetes API with our ServiceAccount token.
     Kubernetes,
@@ -81,7 +81,10 @@ impl Client {
             })
             .expect("login body serializes"),
         );
-        let answer: LoginResponse = self.call(Method::POST, &path, None, Some(body)).await?;
+        let answer: LoginResponse = self
+            .call(Method::POST, &path, None, Some(body))
+            .await
+            .map_err(VaultError::at_login)?;
         let auth = answer.auth;
         if auth.client_token.is_empty() {
             return Err(VaultError::BadResponse {

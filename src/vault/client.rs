@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::error::VaultError;
 use super::token::VaultToken;
+use crate::failure::root_cause;
 
 /// Where Vault is and how to reach it.
 #[derive(Debug, Clone)]
@@ -25,19 +26,16 @@ pub struct VaultConfig {
     /// Per-request timeout, connect included.
     pub timeout: Duration,
     /// Keep idle connections for reuse. Off for the agent: an idle pooled connection
-    /// keeps read buffers that held plaintext alive (DESIGN §2.2).
+    /// keeps read buffers that held plaintext alive (ARCHITECTURE.md, I3).
     pub keep_alive: bool,
 }
-
-/// Vault's default address, as the Vault CLI uses it.
-pub const DEFAULT_ADDR: &str = "https://127.0.0.1:8200";
 
 impl VaultConfig {
     /// The defaults, overridden by `VAULT_ADDR`, `VAULT_CACERT` and `VAULT_NAMESPACE`.
     pub fn from_env() -> VaultConfig {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         VaultConfig {
-            addr: var("VAULT_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+            addr: var("VAULT_ADDR").unwrap_or_else(|| crate::env::DEFAULT_VAULT_ADDR.to_string()),
             ca_cert: var("VAULT_CACERT").map(PathBuf::from),
             namespace: var("VAULT_NAMESPACE"),
             timeout: Duration::from_secs(10),
@@ -71,7 +69,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// A 2xx answer, its body wiped when dropped: Vault bodies carry plaintext and tokens.
-pub(crate) struct Answer {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Zeroizing<Vec<u8>>,
 }
@@ -91,7 +89,7 @@ impl Client {
                 config.addr
             )));
         }
-        install_crypto_provider();
+        crate::crypto::install_provider();
 
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -137,7 +135,7 @@ impl Client {
         path: &str,
         token: Option<&VaultToken>,
         body: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, VaultError> {
+    ) -> Result<Reply, VaultError> {
         let answer = self.send_raw(method, path, token, body).await?;
         if answer.status.is_success() {
             return Ok(answer);
@@ -153,7 +151,7 @@ impl Client {
         path: &str,
         token: Option<&VaultToken>,
         body: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, VaultError> {
+    ) -> Result<Reply, VaultError> {
         let url = format!("{}/v1/{}", self.base, path);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self.http.request(method, &url);
@@ -183,7 +181,7 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| self.transport_error(path, e))?;
-        Ok(Answer {
+        Ok(Reply {
             status,
             body: Zeroizing::new(Vec::from(bytes)),
         })
@@ -294,17 +292,6 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
     None
 }
 
-/// The innermost cause, which is the useful part of reqwest's error chain.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        last = e.to_string();
-        source = e.source();
-    }
-    last
-}
-
 /// A TLS configuration that trusts exactly the CAs in `path`, as `VAULT_CACERT` does
 /// for the Vault CLI.
 fn tls_config_for_ca(path: &Path) -> Result<rustls::ClientConfig, VaultError> {
@@ -346,10 +333,4 @@ fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Vaul
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
-}
-
-/// reqwest is built without a default crypto provider (to keep aws-lc's C build out);
-/// ring becomes the process default once.
-pub(crate) fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -11,6 +11,16 @@ pub enum VaultError {
     #[error("permission denied on {path}: {message}")]
     PermissionDenied { path: String, message: String },
 
+    /// 403 or another client error on a login: Vault refused who we are (role,
+    /// audience, expired or foreign token). Decided where the error is made, so no
+    /// caller has to recognise a login path.
+    #[error("{}", login_refused(*status, path, message))]
+    LoginRefused {
+        path: String,
+        status: u16,
+        message: String,
+    },
+
     /// 400 and other client errors except 403/404: Vault refused the request as malformed
     /// (bad ciphertext, wrong key type, unknown role...).
     #[error("invalid request to {path} (HTTP {status}): {message}")]
@@ -41,9 +51,21 @@ pub enum VaultError {
     #[error("unexpected answer from {path}: {detail}")]
     BadResponse { path: String, detail: String },
 
+    /// The credentials we were given are unusable (the ServiceAccount token file is
+    /// missing, empty or expired).
+    #[error(transparent)]
+    Credentials(crate::failure::InputError),
+
     /// Our own configuration is unusable (bad address, unreadable CA bundle, no token).
     #[error("{0}")]
     Config(String),
+}
+
+fn login_refused(status: u16, path: &str, message: &str) -> String {
+    match status {
+        403 => format!("permission denied on {path}: {message}"),
+        _ => format!("invalid request to {path} (HTTP {status}): {message}"),
+    }
 }
 
 fn suffix(message: &str) -> String {
@@ -55,6 +77,28 @@ fn suffix(message: &str) -> String {
 }
 
 impl VaultError {
+    /// The same failure, seen as the answer to a login: a refusal becomes
+    /// [`VaultError::LoginRefused`]; anything else is kept.
+    pub(crate) fn at_login(self) -> VaultError {
+        match self {
+            VaultError::PermissionDenied { path, message } => VaultError::LoginRefused {
+                path,
+                status: 403,
+                message,
+            },
+            VaultError::InvalidRequest {
+                path,
+                status,
+                message,
+            } => VaultError::LoginRefused {
+                path,
+                status,
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Faults that a later attempt may not meet: 5xx, 429, 503, connection faults.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -67,29 +111,32 @@ impl VaultError {
     pub fn path(&self) -> Option<&str> {
         match self {
             VaultError::PermissionDenied { path, .. }
+            | VaultError::LoginRefused { path, .. }
             | VaultError::InvalidRequest { path, .. }
             | VaultError::NotFound { path, .. }
             | VaultError::Unavailable { path, .. }
             | VaultError::Transient { path, .. }
             | VaultError::BadResponse { path, .. } => Some(path),
-            VaultError::Tls { .. } | VaultError::Config(_) => None,
+            VaultError::Tls { .. } | VaultError::Credentials(_) | VaultError::Config(_) => None,
         }
     }
 
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
-            VaultError::PermissionDenied { path, .. } if path.starts_with("auth/") => {
+            VaultError::LoginRefused {
+                path, status: 403, ..
+            } => {
                 format!(
                     "the login was refused: check that the role exists on {} and is bound to this ServiceAccount, namespace and audience",
                     mount_of(path)
                 )
             }
+            VaultError::LoginRefused { .. } => {
+                "check the role name and that the JWT is valid (audience, expiry, issuer)".into()
+            }
             VaultError::PermissionDenied { path, .. } => {
                 format!("check that the token's policy grants this operation on {path}")
-            }
-            VaultError::InvalidRequest { path, .. } if path.contains("/login") => {
-                "check the role name and that the JWT is valid (audience, expiry, issuer)".into()
             }
             VaultError::InvalidRequest { path, .. } if path.contains("/decrypt/") => {
                 "check the transit key, the binding context and that the ciphertext was not altered or copied from another Secret".into()
@@ -103,6 +150,7 @@ impl VaultError {
             VaultError::Transient { .. } => {
                 "check VAULT_ADDR and that Vault is running and reachable".into()
             }
+            VaultError::Credentials(e) => e.hint.clone(),
             VaultError::Tls { .. } => {
                 "check that VAULT_CACERT (--vault-cacert) holds the CA that signed Vault's certificate".into()
             }
@@ -117,4 +165,10 @@ fn mount_of(path: &str) -> &str {
     path.rsplit_once('/')
         .map(|(mount, _)| mount)
         .unwrap_or(path)
+}
+
+impl crate::retry::Transient for VaultError {
+    fn is_transient(&self) -> bool {
+        VaultError::is_transient(self)
+    }
 }

@@ -4,12 +4,13 @@
 mod auth;
 mod client;
 mod error;
+mod session;
 mod token;
 mod transit;
 
 pub use auth::{AuthMethod, Login};
-pub(crate) use client::install_crypto_provider;
-pub use client::{Client, DEFAULT_ADDR, VaultConfig};
+pub use client::{Client, VaultConfig};
 pub use error::VaultError;
+pub use session::{LoginSpec, Session};
 pub use token::{TokenInfo, VaultToken, operator_token};
-pub use transit::{BatchItem, KeyConfig, KeyInfo, ciphertext_version, context_for};
+pub use transit::{BatchItem, KeyConfig, KeyInfo, ciphertext_version};

@@ -1,7 +1,7 @@
 //! Transit: encrypt, decrypt and rewrap (single and batch), and the key operations
 //! rotation needs (read, rotate, config, trim).
 //!
-//! A binding context (`namespace/name`, DESIGN §1) is passed as text and base64-encoded
+//! A binding context (`namespace/name`, ARCHITECTURE.md, I9) is passed as text and base64-encoded
 //! here, where Vault wants it.
 
 use std::collections::BTreeMap;
@@ -90,7 +90,24 @@ struct CiphertextOut {
 
 #[derive(Deserialize)]
 struct PlaintextOut {
-    plaintext: Zeroizing<String>,
+    #[serde(deserialize_with = "from_base64")]
+    plaintext: Plaintext,
+}
+
+/// Decode Vault's base64 `plaintext` straight from the parser's view of the answer
+/// into a [`Plaintext`]: no `String` of it is ever made.
+fn from_base64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plaintext, D::Error> {
+    struct Base64;
+    impl serde::de::Visitor<'_> for Base64 {
+        type Value = Plaintext;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a base64 string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Plaintext, E> {
+            Plaintext::from_base64(text.as_bytes()).map_err(|_| E::custom("not base64"))
+        }
+    }
+    d.deserialize_str(Base64)
 }
 
 #[derive(Deserialize)]
@@ -170,18 +187,10 @@ impl Client {
         ciphertext: &str,
         context: Option<&str>,
     ) -> Result<Plaintext, VaultError> {
-        let path = key_path(mount, "decrypt", key)?;
-        let body = json_body(&CipherRequest {
-            ciphertext,
-            context: context.map(context_for),
-        });
-        let out: Data<PlaintextOut> = self
-            .call(Method::POST, &path, Some(token), Some(body))
+        let out: PlaintextOut = self
+            .on_ciphertext(token, mount, "decrypt", key, ciphertext, context)
             .await?;
-        Plaintext::from_base64(out.data.plaintext.as_bytes()).map_err(|_| VaultError::BadResponse {
-            path,
-            detail: "plaintext is not base64".into(),
-        })
+        Ok(out.plaintext)
     }
 
     /// `POST {mount}/rewrap/{key}`: the same secret under the key's latest version,
@@ -194,15 +203,31 @@ impl Client {
         ciphertext: &str,
         context: Option<&str>,
     ) -> Result<String, VaultError> {
-        let path = key_path(mount, "rewrap", key)?;
+        let out: CiphertextOut = self
+            .on_ciphertext(token, mount, "rewrap", key, ciphertext, context)
+            .await?;
+        Ok(out.ciphertext)
+    }
+
+    /// `POST {mount}/{operation}/{key}` on one ciphertext: decrypt and rewrap.
+    async fn on_ciphertext<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &VaultToken,
+        mount: &str,
+        operation: &str,
+        key: &str,
+        ciphertext: &str,
+        context: Option<&str>,
+    ) -> Result<T, VaultError> {
+        let path = key_path(mount, operation, key)?;
         let body = json_body(&CipherRequest {
             ciphertext,
             context: context.map(context_for),
         });
-        let out: Data<CiphertextOut> = self
+        let out: Data<T> = self
             .call(Method::POST, &path, Some(token), Some(body))
             .await?;
-        Ok(out.data.ciphertext)
+        Ok(out.data)
     }
 
     /// `POST {mount}/rewrap/{key}` with `batch_input`. One result per item, in order:

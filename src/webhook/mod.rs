@@ -30,9 +30,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::inject::Options;
 pub use tls::{CertFiles, TlsError};
 
-/// The API server's own limit on a request body; a review of any pod it accepted fits.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may wait for (the whole head of) its next request. hyper
@@ -204,9 +201,9 @@ impl Server {
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+type HttpsReply = Response<Full<Bytes>>;
 
-async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Answer, Infallible> {
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<HttpsReply, Infallible> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let answer = match (path.as_str(), &method) {
@@ -227,7 +224,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Answer,
     Ok(answer)
 }
 
-async fn mutate(state: &State, request: Request<Incoming>) -> Answer {
+async fn mutate(state: &State, request: Request<Incoming>) -> HttpsReply {
     let started = Instant::now();
     let limit = state.max_body_bytes;
     let declared = request
@@ -290,7 +287,7 @@ async fn mutate(state: &State, request: Request<Incoming>) -> Answer {
                 &answer.name
             };
             let operations = match answer.outcome {
-                review::Outcome::Patched(n) => n,
+                review::Decision::Patched(n) => n,
                 _ => 0,
             };
             tracing::info!(
@@ -366,7 +363,7 @@ fn elapsed_ms(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answer {
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> HttpsReply {
     let mut answer = Response::new(Full::new(Bytes::from(body)));
     *answer.status_mut() = status;
     answer.headers_mut().insert(
@@ -376,7 +373,7 @@ fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Ans
     answer
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Answer {
+fn plain(status: StatusCode, text: &'static str) -> HttpsReply {
     respond(
         status,
         "text/plain; charset=utf-8",
@@ -384,12 +381,12 @@ fn plain(status: StatusCode, text: &'static str) -> Answer {
     )
 }
 
-fn error(status: StatusCode, message: &str, hint: &str) -> Answer {
+fn error(status: StatusCode, message: &str, hint: &str) -> HttpsReply {
     let body = serde_json::to_vec(&json!({"error": message, "hint": hint})).unwrap_or_default();
     respond(status, "application/json", body)
 }
 
-fn not_allowed(allow: &'static str) -> Answer {
+fn not_allowed(allow: &'static str) -> HttpsReply {
     let mut answer = error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed",

@@ -19,7 +19,7 @@ pub struct Malformed(pub String);
 
 /// What happened to one review, for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Decision {
     /// Not a pod CREATE, or the pod did not opt in: allowed, no patch.
     Skipped,
     /// Opted in and already as inject would leave it (e.g. a reinvocation): no patch.
@@ -30,20 +30,20 @@ pub enum Outcome {
     Denied,
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Skipped => f.write_str("skipped"),
-            Outcome::Unchanged => f.write_str("unchanged"),
-            Outcome::Patched(_) => f.write_str("patched"),
-            Outcome::Denied => f.write_str("denied"),
+            Decision::Skipped => f.write_str("skipped"),
+            Decision::Unchanged => f.write_str("unchanged"),
+            Decision::Patched(_) => f.write_str("patched"),
+            Decision::Denied => f.write_str("denied"),
         }
     }
 }
 
 /// One answered review: the response body and what to log about it.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub struct Verdict {
     /// The AdmissionReview to send back.
     pub review: Value,
     /// The request's uid (echoed in the response).
@@ -55,16 +55,16 @@ pub struct Answer {
     /// Whether the API server marked the request as a dry run.
     pub dry_run: bool,
     /// What was decided.
-    pub outcome: Outcome,
+    pub outcome: Decision,
     /// Why it was denied, for the log.
     pub message: Option<String>,
 }
 
-/// Answer one AdmissionReview body.
+/// Verdict one AdmissionReview body.
 ///
 /// `Err` only for bodies that are not an `admission.k8s.io/v1` AdmissionReview with a
 /// request and a uid; everything about the pod itself is answered in the review.
-pub fn review(body: &[u8], options: &Options) -> Result<Answer, Malformed> {
+pub fn review(body: &[u8], options: &Options) -> Result<Verdict, Malformed> {
     let mut review: Value = serde_json::from_slice(body)
         .map_err(|e| Malformed(format!("the body is not JSON: {e}")))?;
     let api_version = review.get("apiVersion").and_then(Value::as_str);
@@ -108,13 +108,13 @@ pub fn review(body: &[u8], options: &Options) -> Result<Answer, Malformed> {
             name
         }
     };
-    let mut answer = Answer {
+    let mut answer = Verdict {
         review: Value::Null,
         uid,
         namespace,
         name,
         dry_run,
-        outcome: Outcome::Skipped,
+        outcome: Decision::Skipped,
         message: None,
     };
 
@@ -153,9 +153,9 @@ pub fn review(body: &[u8], options: &Options) -> Result<Answer, Malformed> {
             if report.changed() {
                 let patch = json_patch::diff(&before, &after);
                 if patch.0.is_empty() {
-                    answer.outcome = Outcome::Unchanged;
+                    answer.outcome = Decision::Unchanged;
                 } else {
-                    answer.outcome = Outcome::Patched(patch.0.len());
+                    answer.outcome = Decision::Patched(patch.0.len());
                     let bytes = serde_json::to_vec(&patch)
                         .map_err(|e| Malformed(format!("cannot encode the patch: {e}")))?;
                     response_body["patchType"] = json!("JSONPatch");
@@ -167,7 +167,7 @@ pub fn review(body: &[u8], options: &Options) -> Result<Answer, Malformed> {
         }
         Err(error) => {
             let message = denial(&error);
-            answer.outcome = Outcome::Denied;
+            answer.outcome = Decision::Denied;
             answer.review = response(
                 &answer.uid,
                 json!({
@@ -228,7 +228,7 @@ mod tests {
             (pod(json!({"secret-zero.dev/inject": "true"})), "UPDATE"),
         ] {
             let answer = review(&review_of(object, op), &options).unwrap();
-            assert_eq!(answer.outcome, Outcome::Skipped);
+            assert_eq!(answer.outcome, Decision::Skipped);
             let response = &answer.review["response"];
             assert_eq!(response["allowed"], true);
             assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
@@ -243,7 +243,7 @@ mod tests {
             &Options::default(),
         )
         .unwrap();
-        assert_eq!(answer.outcome, Outcome::Denied);
+        assert_eq!(answer.outcome, Decision::Denied);
         let response = &answer.review["response"];
         assert_eq!(response["allowed"], false);
         let message = response["status"]["message"].as_str().unwrap();

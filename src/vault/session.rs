@@ -1,0 +1,150 @@
+//! One Vault session: log in (or take an operator's token), use the token, and revoke
+//! it when the work is done. `serve` opens one per delivery; `seal` and `rotate` one
+//! per run. A token we logged in for is ours to revoke; an operator's is left alone.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use super::auth::AuthMethod;
+use super::client::Client;
+use super::error::VaultError;
+use super::token::VaultToken;
+use crate::failure::InputError;
+use crate::retry::{Backoff, retry};
+
+/// How to log in with the pod's ServiceAccount token.
+#[derive(Debug, Clone)]
+pub struct LoginSpec {
+    pub method: AuthMethod,
+    pub mount: String,
+    pub role: String,
+    /// Re-read at every login: kubelet rotates it.
+    pub token_file: PathBuf,
+}
+
+/// A client and the token to use with it.
+pub struct Session {
+    vault: Client,
+    token: VaultToken,
+    /// Set when we logged in ourselves: that token is ours to revoke.
+    accessor: Option<String>,
+}
+
+impl Session {
+    /// Log in as `spec` says, retrying transient faults. The JWT is read fresh from
+    /// its file and dropped as soon as the login is answered.
+    pub async fn login(
+        vault: &Client,
+        spec: &LoginSpec,
+        backoff: Backoff,
+    ) -> Result<Session, VaultError> {
+        let jwt = read_jwt(&spec.token_file).map_err(VaultError::Credentials)?;
+        let login = retry("vault login", backoff, || {
+            vault.login(spec.method, &spec.mount, &spec.role, &jwt)
+        })
+        .await?;
+        drop(jwt);
+        tracing::info!(
+            accessor = %login.accessor,
+            policies = ?login.policies,
+            ttl_s = login.lease_duration,
+            "logged in to Vault"
+        );
+        Ok(Session {
+            vault: vault.clone(),
+            token: login.token,
+            accessor: Some(login.accessor),
+        })
+    }
+
+    /// Work with an operator's own token, which [`Session::close`] leaves alone.
+    pub fn with_token(vault: Client, token: VaultToken) -> Session {
+        Session {
+            vault,
+            token,
+            accessor: None,
+        }
+    }
+
+    pub fn vault(&self) -> &Client {
+        &self.vault
+    }
+
+    pub fn token(&self) -> &VaultToken {
+        &self.token
+    }
+
+    /// Revoke the token if this session logged in. A failure is logged, not returned:
+    /// the token then expires with its short TTL, and the work it did stands.
+    pub async fn close(self) {
+        let Some(accessor) = self.accessor else {
+            return;
+        };
+        match self.vault.revoke_self(&self.token).await {
+            Ok(()) => tracing::info!(%accessor, "Vault token revoked"),
+            Err(e) => tracing::warn!(
+                %accessor,
+                error = %e,
+                "could not revoke the Vault token; it expires with its TTL"
+            ),
+        }
+    }
+}
+
+/// Read the ServiceAccount token, fresh from the file each time (kubelet rotates it),
+/// and refuse an empty or expired one with a message that says so.
+pub fn read_jwt(path: &Path) -> Result<SecretString, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(
+            format!(
+                "cannot read the ServiceAccount token {}: {e}",
+                path.display()
+            ),
+            "mount a projected ServiceAccount token (audience vault) there, or pass --token-file",
+        )
+    })?;
+    let jwt = SecretString::from(text.trim().to_string());
+    drop(zeroize::Zeroizing::new(text));
+    let token = secrecy::ExposeSecret::expose_secret(&jwt);
+    if token.is_empty() {
+        return Err(InputError::new(
+            format!("the ServiceAccount token {} is empty", path.display()),
+            "kubelet writes it when the pod starts; check the projected volume",
+        ));
+    }
+    if let Some(exp) = jwt_expiry(token)
+        && exp < now_secs()
+    {
+        return Err(InputError::new(
+            format!(
+                "the ServiceAccount token {} expired {} s ago",
+                path.display(),
+                now_secs() - exp
+            ),
+            "kubelet refreshes projected tokens; a stale file means the volume is not a projected token",
+        ));
+    }
+    Ok(jwt)
+}
+
+/// The `exp` claim of a JWT, read without verifying it: only to explain a failure early.
+fn jwt_expiry(jwt: &str) -> Option<i64> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<i64>,
+    }
+    serde_json::from_slice::<Claims>(&bytes).ok()?.exp
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
