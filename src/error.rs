@@ -154,6 +154,16 @@ mod tests {
     }
 
     #[test]
+    fn an_address_in_use_is_not_bad_input() {
+        let in_use = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = in_use.local_addr().unwrap();
+        let source = std::net::TcpListener::bind(addr).unwrap_err();
+        let e = Error::from(WebhookError::Listen { addr, source });
+        assert_eq!(e.exit_code(), exit::SOCKET);
+        assert!(e.one_line().contains("--listen"), "{}", e.one_line());
+    }
+
+    #[test]
     fn a_refused_login_is_an_auth_failure() {
         let e = Error::from(VaultError::LoginRefused {
             path: "auth/kubernetes/login".into(),

@@ -29,7 +29,7 @@ pub const AGENT_GONE: i32 = 11;
 /// `get`/`probe`: no agent answers on the socket, or it is not ready.
 pub const AGENT_UNREACHABLE: i32 = 12;
 /// `serve`: the socket cannot be bound (directory missing or read-only, a live
-/// agent already on it).
+/// agent already on it); `webhook`: its listen address cannot be bound.
 pub const SOCKET: i32 = 13;
 /// `rotate`: some Secrets could not be read, rewrapped or written (each named in
 /// the log); the others were. Nothing was retired.

@@ -17,9 +17,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         // The namespace comes from each review.
         options: args.defaults.options(None),
     };
-    let server = Server::bind(config)
-        .await
-        .map_err(|e| Error::input(e.to_string(), e.hint()))?;
+    let server = Server::bind(config).await?;
     let addr = server
         .local_addr()
         .map_err(|e| Error::internal(format!("webhook: no local address: {e}")))?;
