@@ -4,9 +4,6 @@
 //! versions, concurrent writers, dry runs, idempotence, `--retire`/`--trim` across
 //! namespaces, permission failures, and a loop of SIGKILLs at random moments.
 
-#[path = "serve/bed.rs"]
-#[allow(dead_code)]
-mod bed;
 mod rotate {
     pub mod rig;
 }
@@ -16,9 +13,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bed::{KEY, json_of};
-use rotate::rig::{PLAIN_KEY, POLICY_FILE, Rig, Sealed};
+use rotate::rig::{POLICY_FILE, Rig, Sealed, Summary};
+use secret_zero_testbed::assert_eventually;
+use secret_zero_testbed::bed::{DERIVED as KEY, PLAIN as PLAIN_KEY};
+use secret_zero_testbed::cmd::Cmd;
 use secret_zero_testbed::kube_double::KubeDouble;
+use secret_zero_testbed::text::{b64, json_of};
+use secret_zero_testbed::wait::Poll;
+use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
 fn count(summary: &Value, field: &str) -> u64 {
@@ -57,15 +59,14 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
     // The CronJob way: log in with the rotator's ServiceAccount (kubernetes auth, role
     // bound to exactly the shipped policy); list/update Secrets cluster-wide.
     let kubeconfig = rig.kubeconfig_for("rotator", &["get", "list", "update"]);
-    rig.bed.bao.write(
-        "auth/kubernetes/role/rotator",
-        json!({
-            "bound_service_account_names": ["rotator"],
-            "bound_service_account_namespaces": ["secret-zero"],
-            "audience": "vault",
-            "token_policies": ["rotator"],
-            "token_ttl": "5m",
-        }),
+    wiring::kubernetes_role_with(
+        &rig.bed.bao,
+        "rotator",
+        "secret-zero",
+        "rotator",
+        &["rotator"],
+        "5m",
+        0,
     );
     let jwt = rig.bed.token_file("secret-zero", "rotator", "vault", 600);
     let jwt = jwt.display().to_string();
@@ -108,7 +109,7 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
     for s in &all {
         assert_eq!(rig.version(s), 4, "{} not rewrapped", s.id());
         let object = rig.object(s);
-        assert_eq!(object["data"]["unrelated"], json!(bed::b64(b"kept as is")));
+        assert_eq!(object["data"]["unrelated"], json!(b64(b"kept as is")));
         assert_eq!(object["metadata"]["labels"]["app"], json!(s.name));
     }
     rig.assert_all_decrypt(&all, "after rotate");
@@ -136,7 +137,9 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
         token.trim(),
         "POST",
         &format!("transit/decrypt/{KEY}"),
-        Some(json!({"ciphertext": rig.ciphertext(&all[0]), "context": bed::b64(all[0].id().as_bytes())})),
+        Some(
+            json!({"ciphertext": rig.ciphertext(&all[0]), "context": b64(all[0].id().as_bytes())}),
+        ),
     );
     assert_eq!(refused.unwrap_err().status, 403);
 }
@@ -233,21 +236,17 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
 
     // Dry run, flags from the environment only; default namespace from the kubeconfig.
     let mark = rig.request_mark();
-    let out = std::process::Command::new(bed::BIN)
+    let run = Cmd::secret_zero()
         .arg("rotate")
         .env("SECRET_ZERO_TRANSIT_KEY", PLAIN_KEY)
         .env("SECRET_ZERO_DRY_RUN", "true")
         .env("SECRET_ZERO_KUBECONFIG", &rig.admin_kubeconfig)
         .env("SECRET_ZERO_VAULT_TOKEN_FILE", &rig.token_file)
         .env("VAULT_ADDR", rig.bed.bao.addr())
-        .env_remove("VAULT_TOKEN")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let summary: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        .run();
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
+    let summary = run.summary();
     assert_eq!(summary["dry_run"], json!(true));
     assert_eq!(count(&summary, "to_rewrap"), 6, "{summary}");
     assert_eq!(count(&summary, "rewrapped"), 0, "{summary}");
@@ -287,7 +286,7 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
         let doc = Rig::doc("behind");
         let answer = rig.bed.bao.write(
             &format!("transit/encrypt/{PLAIN_KEY}"),
-            json!({"plaintext": bed::b64(&doc), "context": bed::b64(b"default/behind"), "key_version": 1}),
+            json!({"plaintext": b64(&doc), "context": b64(b"default/behind"), "key_version": 1}),
         );
         let ct = answer["data"]["ciphertext"].as_str().unwrap().to_string();
         assert!(ct.starts_with("vault:v1:"));
@@ -297,7 +296,7 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
                 "labels": {"app.kubernetes.io/managed-by": "secret-zero"},
                 "annotations": {"secret-zero.dev/transit-key": PLAIN_KEY, "secret-zero.dev/binding": "identity"},
             },
-            "data": {"ciphertext": bed::b64(ct.as_bytes())},
+            "data": {"ciphertext": b64(ct.as_bytes())},
         }));
         Sealed {
             ns: "default".into(),
@@ -349,11 +348,11 @@ fn a_concurrent_writer_keeps_its_change_and_the_secret_ends_rewrapped() {
             n
         });
         // Let the writer get going, then rotate under it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while stored.lock().unwrap().len() < 3 {
-            assert!(Instant::now() < deadline, "the writer made no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert_eventually!(
+            Poll::within(Duration::from_secs(10)).every(Duration::from_millis(5));
+            stored.lock().unwrap().len() >= 3,
+            "the writer made no progress"
+        );
         let run = rig.rotate(&["--transit-key", KEY, "-n", "shop", "--batch-size", "10"]);
         stop.store(true, Ordering::Relaxed);
         (run, writer.join().unwrap())
@@ -524,14 +523,14 @@ fn sigkill_at_random_moments_leaves_every_secret_decryptable_and_a_rerun_converg
             break;
         }
         let mut child = rig.spawn_rotate(&args);
+        // The experiment itself: a kill at a random moment of a run, not a wait.
         let at = full.mul_f64(fastrand::f64() * 1.1);
         std::thread::sleep(at);
-        if child.try_wait().unwrap().is_some() {
+        if child.exited().is_some() {
             finished += 1;
             continue;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
         kills += 1;
 
         // Whatever the moment, every Secret decrypts, and nothing still in use is retired.

@@ -9,17 +9,13 @@ mod bed;
 
 use std::time::Duration;
 
-use bed::{Bed, DERIVED, PLAIN, b64, ciphertext_of, finish, json_of, without_version};
+use bed::{Bed, DERIVED, PLAIN, b64, ciphertext_of, json_of, without_version};
+use secret_zero_testbed::assert_eventually;
+use secret_zero_testbed::cmd::Run;
 use secret_zero_testbed::faults::{FaultServer, closed_addr};
+use secret_zero_testbed::text::{doc_with, logged_accessor, sentinel};
+use secret_zero_testbed::wait::WAIT;
 use serde_json::{Value, json};
-
-fn sentinel() -> String {
-    format!("sz-sentinel-{:016x}", fastrand::u64(..))
-}
-
-fn doc_with(secret: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"db_password": secret, "api_key": "k-123", "port": 5432})).unwrap()
-}
 
 /// Neither the sentinel nor the base64 of the document that carries it.
 fn assert_no_plaintext(text: &str, secret: &str, doc: &[u8]) {
@@ -316,7 +312,7 @@ fn seal_against(
     from_file: &str,
     extra: &[&str],
     stdin: Option<&[u8]>,
-) -> bed::Run {
+) -> Run {
     let token = bed.file("token", b"s.not-used");
     let mut args = vec![
         "seal",
@@ -611,46 +607,45 @@ fn a_concurrent_update_between_read_and_write_is_retried_and_kept() {
     let input = bed.file("doc.json", &doc);
     let token = bed.sealer();
     let kubeconfig = bed.admin_kubeconfig.display().to_string();
-    let child = bed.command(
-        &[
-            "seal",
-            "--vault-addr",
-            bed.bao.addr(),
-            "--vault-token-file",
-            &token,
-            "--apply",
-            "--kubeconfig",
-            &kubeconfig,
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-        ],
-        &[],
-        false,
-    );
+    let child = bed
+        .command(
+            &[
+                "seal",
+                "--vault-addr",
+                bed.bao.addr(),
+                "--vault-token-file",
+                &token,
+                "--apply",
+                "--kubeconfig",
+                &kubeconfig,
+                "--transit-key",
+                DERIVED,
+                "--namespace",
+                "shop",
+                "--name",
+                "app-secrets",
+                "--from-file",
+                &input,
+            ],
+            &[],
+        )
+        .spawn();
 
     // Another writer: as soon as seal has read the Secret (and is busy with Vault),
     // it adds a label, as a controller or a colleague might.
+    // Looked for often: the window between that read and seal's write is short.
     const GET: &str = "GET /api/v1/namespaces/shop/secrets/app-secrets";
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !bed.double.requests().iter().any(|r| r == GET) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "seal never read the Secret"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    assert_eventually!(
+        WAIT.every(Duration::from_micros(200));
+        bed.double.requests().iter().any(|r| r == GET),
+        "seal never read the Secret"
+    );
     let mut bumped = bed.stored("shop", "app-secrets");
     bumped["metadata"]["labels"]["bumped-by"] = json!("other-writer");
     bumped["metadata"]["annotations"]["other-note"] = json!("kept");
     bed.double.put_secret(bumped);
 
-    let run = finish(child, None).ok();
+    let run = child.finish().ok();
     assert!(
         run.stderr
             .contains("the Secret changed while sealing; re-reading it and trying again"),
@@ -687,7 +682,7 @@ fn a_concurrent_update_between_read_and_write_is_retried_and_kept() {
 #[test]
 fn a_sealer_that_cannot_decrypt_fails_verification_and_changes_nothing() {
     let bed = Bed::new();
-    let token = bed.token_file(&["encrypt-only"], 0);
+    let token = bed.vault_token_file(&["encrypt-only"], 0);
     let before = existing_secret(&bed, "existing");
     let doc = doc_with("unverifiable");
     let input = bed.file("doc.json", &doc);
@@ -772,7 +767,7 @@ fn a_failed_read_back_verification_puts_the_cluster_back_as_it_was() {
     // A token good for three uses: read the key, encrypt, verify before writing. The
     // fourth, decrypting the Secret read back from the cluster, is refused.
     for name in ["existing", "absent"] {
-        let token = bed.token_file(&["sealer"], 3);
+        let token = bed.vault_token_file(&["sealer"], 3);
         let run = bed.seal_apply(
             &token,
             &[
@@ -825,7 +820,7 @@ fn a_failed_read_back_verification_puts_the_cluster_back_as_it_was() {
 #[test]
 fn permission_denied_on_encrypt_is_clear_and_writes_nothing() {
     let bed = Bed::new();
-    let token = bed.token_file(&["no-encrypt"], 0);
+    let token = bed.vault_token_file(&["no-encrypt"], 0);
     let doc = doc_with("denied");
     let input = bed.file("doc.json", &doc);
     for apply in [false, true] {
@@ -862,7 +857,7 @@ fn a_key_that_does_not_exist_is_clear_and_is_not_created() {
     let bed = Bed::new();
     // Root could upsert a key through encrypt: seal must not.
     let root = bed.file("root-token", bed.bao.root_token().as_bytes());
-    let input = bed.file("doc.json", &doc_with("no-key"));
+    let input = bed.file("doc.json", doc_with("no-key"));
     for apply in [false, true] {
         let args = [
             "--transit-key",
@@ -902,7 +897,7 @@ fn a_key_that_does_not_exist_is_clear_and_is_not_created() {
 fn vault_unreachable_is_clear_and_writes_nothing() {
     let bed = Bed::new();
     let token = bed.sealer();
-    let input = bed.file("doc.json", &doc_with("offline"));
+    let input = bed.file("doc.json", doc_with("offline"));
     let kubeconfig = bed.admin_kubeconfig.display().to_string();
     let addr = closed_addr();
     let started = std::time::Instant::now();
@@ -954,7 +949,7 @@ fn vault_unreachable_is_clear_and_writes_nothing() {
 fn a_binding_the_key_cannot_give_is_refused_with_how_to_fix_it() {
     let bed = Bed::new();
     let token = bed.sealer();
-    let input = bed.file("doc.json", &doc_with("binding"));
+    let input = bed.file("doc.json", doc_with("binding"));
     let run = bed.seal(
         &token,
         &[
@@ -1005,16 +1000,6 @@ fn a_binding_the_key_cannot_give_is_refused_with_how_to_fix_it() {
 // ---------------------------------------------------------------------------
 // Pipelines and secrecy
 // ---------------------------------------------------------------------------
-
-/// The accessor a login logged.
-fn logged_accessor(log: &str) -> String {
-    let at = log.find("accessor=").expect("no accessor in the log");
-    log[at + "accessor=".len()..]
-        .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn a_pipeline_logs_in_with_its_service_account_configured_by_environment() {

@@ -60,7 +60,7 @@ mod tokens;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -161,6 +161,24 @@ impl KubeDouble {
     ) -> String {
         let audiences: Vec<String> = audiences.iter().map(|a| a.to_string()).collect();
         admin::issue_token(&self.double, ns, sa, &audiences, expiration_secs)
+    }
+
+    /// A kubeconfig for the ServiceAccount `ns/sa` with its own API token (the API
+    /// server's audience, valid an hour: what in-cluster config gives a pod), written
+    /// to `dir/kubeconfig-NS-SA`; returns its path.
+    pub fn sa_kubeconfig(&self, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+        let path = dir.join(format!("kubeconfig-{ns}-{sa}"));
+        let token = self.issue_token(ns, sa, &[&self.issuer()], 3600);
+        self.write_kubeconfig(&path, &token);
+        path
+    }
+
+    /// The admin's kubeconfig (see [`admin_token`](Self::admin_token)), written to
+    /// `dir/admin-kubeconfig`; returns its path.
+    pub fn admin_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("admin-kubeconfig");
+        self.write_kubeconfig(&path, &self.admin_token());
+        path
     }
 
     /// Writes a kubeconfig (cluster with inline CA, token user, context, current-context).
