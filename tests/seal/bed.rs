@@ -90,41 +90,45 @@ impl Bed {
         self.vault_token_file(&["sealer"], 0)
     }
 
-    /// `secret-zero seal` with `--vault-addr` and `--vault-token-file TOKEN_FILE` plus `args`.
+    /// `secret-zero seal` with `--vault-addr` and `--vault-token-file TOKEN_FILE` plus
+    /// `args`, not yet run.
+    pub fn seal_cmd(&self, token_file: &str, args: &[&str]) -> Cmd {
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(["seal", "--vault-addr", self.bao.addr()])
+            .args(["--vault-token-file", token_file])
+            .args(args);
+        cmd
+    }
+
+    /// [`seal_cmd`](Self::seal_cmd), run with `stdin` when given.
     pub fn seal(&self, token_file: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut all = vec![
-            "seal",
-            "--vault-addr",
-            self.bao.addr(),
-            "--vault-token-file",
-            token_file,
-        ];
-        all.extend_from_slice(args);
-        self.run_seal(&all, &[], stdin)
-    }
-
-    /// `seal --apply` with the admin kubeconfig.
-    pub fn seal_apply(&self, token_file: &str, args: &[&str]) -> Run {
-        let kubeconfig = self.admin_kubeconfig.display().to_string();
-        let mut all = vec!["--apply", "--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.seal(token_file, &all, None)
-    }
-
-    /// The binary with exactly `args` and `env` (the test bed's cleared environment).
-    pub fn run_seal(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-        let mut cmd = self.command(args, env);
+        let mut cmd = self.seal_cmd(token_file, args);
         if let Some(bytes) = stdin {
             cmd.stdin(bytes);
         }
         cmd.run()
     }
 
-    /// The binary with exactly `args` and `env`, not yet run.
-    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Cmd {
+    /// `seal --apply` with the admin kubeconfig, not yet run.
+    pub fn seal_apply_cmd(&self, token_file: &str, args: &[&str]) -> Cmd {
+        let mut cmd = self.seal_cmd(token_file, &["--apply", "--kubeconfig"]);
+        cmd.arg(&self.admin_kubeconfig).args(args);
+        cmd
+    }
+
+    /// `seal --apply` with the admin kubeconfig.
+    pub fn seal_apply(&self, token_file: &str, args: &[&str]) -> Run {
+        self.seal_apply_cmd(token_file, args).run()
+    }
+
+    /// The binary with exactly `args` and `env` (the test bed's cleared environment).
+    pub fn run_seal(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
         let mut cmd = Cmd::secret_zero();
         cmd.args(args).envs(env.iter().copied());
-        cmd
+        if let Some(bytes) = stdin {
+            cmd.stdin(bytes);
+        }
+        cmd.run()
     }
 
     /// The `vault:vN:` text under `data_key` of a stored Secret.
