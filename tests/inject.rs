@@ -605,7 +605,10 @@ fn setup_sh_then_the_injected_sidecar_serves_the_app() {
                 "SZ_JWKS_URL",
                 &format!("{}/openid/v1/jwks", bed.double.url()),
             ),
-            ("SZ_JWKS_CA_PEM", &bed.file("double-ca.pem")),
+            (
+                "SZ_JWKS_CA_PEM",
+                &bed.path("double-ca.pem").display().to_string(),
+            ),
             ("SZ_ISSUER", &bed.double.issuer()),
         ]);
         assert!(out.success(), "setup.sh run {run} failed:\n{}", out.stderr);
@@ -652,7 +655,7 @@ fn setup_sh_then_the_injected_sidecar_serves_the_app() {
 #[test]
 fn setup_sh_jwt_with_a_public_key_and_least_privilege_policies() {
     let bed = support::Bed::new();
-    let key = bed.write_file("signing.pem", &bed.double.signing_public_key_pem());
+    let key = bed.file("signing.pem", bed.double.signing_public_key_pem());
     let out = bed.setup_sh(&[
         ("SZ_AUTH", "jwt"),
         ("SZ_JWT_PUBLIC_KEY", &key),

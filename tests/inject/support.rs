@@ -2,13 +2,13 @@
 //! bed of OpenBao (configured by manifests/vault/setup.sh) plus the Kubernetes API
 //! double in which the injected sidecar runs as kubelet would run it.
 
+use std::ops::Deref;
 use std::path::Path;
 
 use secret_zero_testbed::agent::Agent;
-use secret_zero_testbed::bed::sealed_secret;
+use secret_zero_testbed::bed::{self as base, sealed_secret};
 use secret_zero_testbed::cmd::{Cmd, Run};
-use secret_zero_testbed::kube_double::{KubeDouble, Rule};
-use secret_zero_testbed::openbao::OpenBao;
+use secret_zero_testbed::kube_double::Rule;
 use secret_zero_testbed::{tools, wiring};
 use serde_json::{Value, json};
 
@@ -221,54 +221,41 @@ pub fn validate_files(files: &[String]) {
 /// ServiceAccount shop/app (allowed to get Secret shop/app-secrets) and a TokenReview
 /// reviewer for OpenBao's kubernetes auth.
 pub struct Bed {
-    pub bao: OpenBao,
-    pub double: KubeDouble,
-    pub dir: tempfile::TempDir,
+    base: base::Bed,
+}
+
+impl Deref for Bed {
+    type Target = base::Bed;
+
+    fn deref(&self) -> &base::Bed {
+        &self.base
+    }
 }
 
 impl Bed {
     pub fn new() -> Bed {
-        let double = KubeDouble::start();
-        double.create_service_account("shop", "app");
-        double.grant(
+        let base = base::Bed::bare();
+        base.double.create_service_account("shop", "app");
+        base.double.grant(
             "shop",
             "app",
             Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
         );
-        let reviewer = wiring::token_reviewer(&double);
-        let bed = Bed {
-            bao: OpenBao::start(),
-            double,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        bed.write_file("double-ca.pem", &bed.double.ca_pem());
-        bed.write_file("reviewer.jwt", &reviewer);
-        bed
-    }
-
-    pub fn file(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    pub fn write_file(&self, name: &str, text: &str) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap();
-        path
+        base.file("double-ca.pem", base.double.ca_pem());
+        base.file("reviewer.jwt", wiring::token_reviewer(&base.double));
+        Bed { base }
     }
 
     /// Run manifests/vault/setup.sh as an operator would: VAULT_ADDR, VAULT_TOKEN, the
     /// double as the cluster, and `extra` settings.
     pub fn setup_sh(&self, extra: &[(&str, &str)]) -> Run {
-        let home = self.dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
         Cmd::new(repo_path("manifests/vault/setup.sh"))
             .env("VAULT_ADDR", self.bao.addr())
             .env("VAULT_TOKEN", self.bao.root_token())
             .env("VAULT_CLI", self.bao.bin())
-            .home(&home)
             .env("SZ_KUBERNETES_HOST", self.double.url())
-            .env("SZ_KUBERNETES_CA_CERT", self.file("double-ca.pem"))
-            .env("SZ_TOKEN_REVIEWER_JWT", self.file("reviewer.jwt"))
+            .env("SZ_KUBERNETES_CA_CERT", self.path("double-ca.pem"))
+            .env("SZ_TOKEN_REVIEWER_JWT", self.path("reviewer.jwt"))
             .envs(extra.iter().copied())
             .run()
     }

@@ -122,6 +122,17 @@ impl Rig {
         }
     }
 
+    /// `n` identity-bound Secrets under `key` in `ns`, the i-th named `name(i)`.
+    pub fn seal_many(
+        &self,
+        ns: &str,
+        n: usize,
+        key: &str,
+        name: impl Fn(usize) -> String,
+    ) -> Vec<Sealed> {
+        (0..n).map(|i| self.seal(ns, &name(i), key, true)).collect()
+    }
+
     /// A Secret as the old Python tool wrote it: `secrets.json`, no labels, no binding.
     pub fn seal_legacy(&self, ns: &str, name: &str, key: &str) -> Sealed {
         let doc = Rig::doc(name);

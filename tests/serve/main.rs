@@ -54,13 +54,7 @@ fn an_identity_bound_secret_is_served_once_and_the_token_revoked() {
     let agent = bed.serve_ready(&["--secret", "shop/app-secrets"]);
     let socket = agent.socket().to_string();
 
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &[]);
-    assert_eq!(code, 0, "{err}");
+    let out = get(&socket, &[]).ok().bytes;
     assert_eq!(json_of(&out), json_of(&doc));
 
     let Run {
@@ -129,14 +123,7 @@ fn jwt_auth_with_a_ciphertext_file_and_a_binding_context() {
         "--binding-context",
         "shop/app-secrets",
     ]);
-    let socket = agent.socket().to_string();
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &["--key", "db_password"]);
-    assert_eq!(code, 0, "{err}");
+    let out = agent.get(&["--key", "db_password"]).ok().bytes;
     assert_eq!(out, b"from-a-file\n");
     // OpenBao checked the signature itself through the double's JWKS.
     assert!(
@@ -155,14 +142,7 @@ fn an_unbound_ciphertext_file_needs_no_context() {
     std::fs::write(&file, bed.encrypt(PLAIN, &doc, None)).unwrap();
     let file_arg = file.display().to_string();
     let agent = bed.serve_ready(&["--ciphertext-file", &file_arg, "--transit-key", PLAIN]);
-    let socket = agent.socket().to_string();
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &["--format", "dotenv"]);
-    assert_eq!(code, 0, "{err}");
+    let out = agent.get(&["--format", "dotenv"]).ok().bytes;
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("db_password='unbound'"), "{text}");
     assert!(text.contains("port='5432'"), "{text}");
@@ -179,14 +159,7 @@ fn the_old_tools_secret_is_served_with_flags_alone() {
         "--transit-key",
         PLAIN,
     ]);
-    let socket = agent.socket().to_string();
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &[]);
-    assert_eq!(code, 0, "{err}");
+    let out = agent.get(&[]).ok().bytes;
     assert_eq!(json_of(&out), json_of(&doc));
 }
 
@@ -204,7 +177,6 @@ fn each_later_delivery_is_a_fresh_login_and_decrypt() {
     };
 
     let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--max-deliveries", "3"]);
-    let socket = agent.socket().to_string();
     assert_eq!(reviews(), 1, "one login at start-up");
     for n in 1..=3 {
         let Run {
@@ -212,7 +184,7 @@ fn each_later_delivery_is_a_fresh_login_and_decrypt() {
             bytes: out,
             stderr: err,
             ..
-        } = get(&socket, &[]);
+        } = agent.get(&[]);
         assert_eq!(code, 0, "delivery {n}: {err}");
         assert_eq!(json_of(&out), json_of(&doc));
         // The first delivery uses the start-up copy; each later one logs in again.
@@ -220,7 +192,7 @@ fn each_later_delivery_is_a_fresh_login_and_decrypt() {
     }
     let Run {
         code, stderr: err, ..
-    } = get(&socket, &[]);
+    } = agent.get(&[]);
     assert_eq!(code, 11, "{err}");
     // Every login's token was revoked.
     let log = agent.log();
@@ -234,7 +206,6 @@ fn after_delivery_the_agents_memory_holds_no_plaintext() {
     let doc = doc_with(&secret);
     bed.put_bound("shop", "app-secrets", &doc);
     let agent = bed.serve_ready(&["--secret", "shop/app-secrets"]);
-    let socket = agent.socket().to_string();
     let needles = memory::needles(secret.as_bytes(), &doc);
 
     // The scan works: while the copy waits for its delivery, it is found.
@@ -245,10 +216,7 @@ fn after_delivery_the_agents_memory_holds_no_plaintext() {
         before.bytes_read
     );
 
-    let Run {
-        code, stderr: err, ..
-    } = get(&socket, &[]);
-    assert_eq!(code, 0, "{err}");
+    agent.get(&[]).ok();
     // The answer is written before the copy is wiped: wait for the wipe (a full scan
     // that finds nothing), not a fixed time; the last scan is the one checked.
     let wiped = Poll::within(Duration::from_secs(10))
@@ -305,13 +273,7 @@ fn an_abstract_socket_leaves_no_file() {
     let socket = format!("@secret-zero-test-{:x}", fastrand::u64(..));
     let mut agent = bed.serve(&socket, &["--secret", "shop/app-secrets"]);
     agent.wait_ready();
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &[]);
-    assert_eq!(code, 0, "{err}");
+    let out = agent.get(&[]).ok().bytes;
     assert_eq!(json_of(&out), json_of(&doc));
 }
 
@@ -325,13 +287,7 @@ fn the_development_source_serves_yaml_and_says_it_is_not_secret_zero() {
     cmd.arg("--plaintext-file").arg(&file);
     let mut agent = Agent::start(&cmd, &socket);
     agent.wait_ready();
-    let Run {
-        code,
-        bytes: out,
-        stderr: err,
-        ..
-    } = get(&socket, &[]);
-    assert_eq!(code, 0, "{err}");
+    let out = get(&socket, &[]).ok().bytes;
     assert_eq!(
         json_of(&out),
         json!({"db_password": "dev-only", "port": 5432})
@@ -383,108 +339,26 @@ fn bad_inputs_end_in_one_clear_line_and_their_exit_code() {
     std::fs::write(&ct_file, &bound).unwrap();
     let ct_file = ct_file.display().to_string();
 
+    // Serving shop/app-secrets with one flag changed.
+    let app = |flag, value| vec!["--secret", "shop/app-secrets", flag, value];
+    #[rustfmt::skip]
     let cases: Vec<(&str, Vec<&str>, i32, &str)> = vec![
-        (
-            "token file missing",
-            vec!["--secret", "shop/app-secrets", "--token-file", &missing],
-            3,
-            "cannot read the ServiceAccount token",
-        ),
-        (
-            "token file empty",
-            vec!["--secret", "shop/app-secrets", "--token-file", &empty],
-            3,
-            "is empty",
-        ),
-        (
-            "token expired",
-            vec!["--secret", "shop/app-secrets", "--token-file", &expired],
-            3,
-            "expired",
-        ),
-        (
-            "vault unreachable",
-            vec!["--secret", "shop/app-secrets", "--vault-addr", &closed],
-            6,
-            "cannot connect",
-        ),
-        (
-            "login denied",
-            vec!["--secret", "shop/app-secrets", "--token-file", &intruder],
-            4,
-            "auth/kubernetes/login",
-        ),
-        (
-            "policy denies decrypt",
-            vec!["--secret", "shop/app-secrets", "--role", "no-decrypt"],
-            5,
-            "permission denied on transit/decrypt/shop-app",
-        ),
-        (
-            "flag contradicts annotation",
-            vec!["--secret", "shop/app-secrets", "--transit-key", PLAIN],
-            3,
-            "contradicts",
-        ),
-        (
-            "wrong transit key",
-            vec!["--ciphertext-file", &ct_file, "--transit-key", PLAIN],
-            5,
-            "transit/decrypt/plain-key",
-        ),
-        (
-            "corrupted ciphertext",
-            vec!["--secret", "shop/broken"],
-            5,
-            "transit/decrypt/shop-app",
-        ),
-        (
-            "binding mismatch",
-            vec!["--secret", "shop/copied"],
-            5,
-            "binding context",
-        ),
-        (
-            "secret missing",
-            vec!["--secret", "shop/nope"],
-            7,
-            "shop/nope",
-        ),
-        (
-            "data key missing",
-            vec!["--secret", "shop/app-secrets#nokey"],
-            3,
-            "nokey",
-        ),
-        (
-            "kube forbidden",
-            vec![
-                "--secret",
-                "shop/app-secrets",
-                "--kubeconfig",
-                &intruder_kube,
-            ],
-            7,
-            "forbidden",
-        ),
-        (
-            "not a JSON object",
-            vec!["--secret", "shop/array"],
-            3,
-            "not a JSON object",
-        ),
-        (
-            "socket directory missing",
-            vec!["--secret", "shop/app-secrets", "--socket", &no_dir],
-            13,
-            "no/such/dir",
-        ),
-        (
-            "socket parent not a directory",
-            vec!["--secret", "shop/app-secrets", "--socket", &under_file],
-            13,
-            "plain-file",
-        ),
+        ("token file missing", app("--token-file", &missing), 3, "cannot read the ServiceAccount token"),
+        ("token file empty", app("--token-file", &empty), 3, "is empty"),
+        ("token expired", app("--token-file", &expired), 3, "expired"),
+        ("vault unreachable", app("--vault-addr", &closed), 6, "cannot connect"),
+        ("login denied", app("--token-file", &intruder), 4, "auth/kubernetes/login"),
+        ("policy denies decrypt", app("--role", "no-decrypt"), 5, "permission denied on transit/decrypt/shop-app"),
+        ("flag contradicts annotation", app("--transit-key", PLAIN), 3, "contradicts"),
+        ("wrong transit key", vec!["--ciphertext-file", &ct_file, "--transit-key", PLAIN], 5, "transit/decrypt/plain-key"),
+        ("corrupted ciphertext", vec!["--secret", "shop/broken"], 5, "transit/decrypt/shop-app"),
+        ("binding mismatch", vec!["--secret", "shop/copied"], 5, "binding context"),
+        ("secret missing", vec!["--secret", "shop/nope"], 7, "shop/nope"),
+        ("data key missing", vec!["--secret", "shop/app-secrets#nokey"], 3, "nokey"),
+        ("kube forbidden", app("--kubeconfig", &intruder_kube), 7, "forbidden"),
+        ("not a JSON object", vec!["--secret", "shop/array"], 3, "not a JSON object"),
+        ("socket directory missing", app("--socket", &no_dir), 13, "no/such/dir"),
+        ("socket parent not a directory", app("--socket", &under_file), 13, "plain-file"),
     ];
     let mut failures = Vec::new();
     for (name, extra, want_code, want_text) in &cases {
@@ -559,8 +433,7 @@ fn json_logs_are_one_object_per_line_without_secrets() {
         "json",
         "--exit-after-delivery",
     ]);
-    let socket = agent.socket().to_string();
-    assert_eq!(get(&socket, &[]).code, 0);
+    assert_eq!(agent.get(&[]).code, 0);
     let (code, log) = agent.wait_exit();
     assert_eq!(code, 0, "{log}");
     let mut outcomes = Vec::new();

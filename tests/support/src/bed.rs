@@ -31,19 +31,25 @@ impl Bed {
     /// ([`APP_POLICY`]), kubernetes auth pointed at the double with role `shop-app`
     /// for ServiceAccount shop/app (audience vault), which may get Secrets in shop.
     pub fn new() -> Bed {
-        let double = KubeDouble::start();
+        let bed = Bed::bare();
+        let (bao, double) = (&bed.bao, &bed.double);
         double.create_service_account("shop", "app");
         double.grant("shop", "app", Rule::new(&["get"], &["secrets"]));
-        let bao = OpenBao::start();
         bao.enable_transit("transit");
         bao.create_key("transit", DERIVED, true);
         bao.create_key("transit", PLAIN, false);
         bao.write_policy("app", APP_POLICY);
-        wiring::kubernetes_auth(&bao, &double);
-        wiring::kubernetes_role(&bao, "shop-app", "shop", "app", &["app"]);
+        wiring::kubernetes_auth(bao, double);
+        wiring::kubernetes_role(bao, "shop-app", "shop", "app", &["app"]);
+        bed
+    }
+
+    /// A bare OpenBao dev server and an empty API double, for a test that configures
+    /// them itself (as `manifests/vault/setup.sh` does).
+    pub fn bare() -> Bed {
         Bed {
-            bao,
-            double,
+            bao: OpenBao::start(),
+            double: KubeDouble::start(),
             dir: tempfile::tempdir().expect("the bed's directory"),
         }
     }
