@@ -106,6 +106,21 @@ impl Source for Counting {
     }
 }
 
+/// Start with `max_deliveries`, ready with `{"copy":1}` and a [`Counting`] source;
+/// returns the source's call count too.
+fn start_counting(dir: &Path, max_deliveries: u32) -> (Running, Arc<AtomicU32>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let agent = start(AgentConfig {
+        max_deliveries,
+        ..config(path_socket(dir))
+    });
+    agent.handle.ready(
+        Plaintext::new(br#"{"copy":1}"#.to_vec()),
+        Some(Arc::new(Counting(calls.clone()))),
+    );
+    (agent, calls)
+}
+
 /// A source whose fetch always fails, as a Vault outage would.
 struct Failing(Arc<AtomicU32>);
 
@@ -327,15 +342,7 @@ async fn fifty_concurrent_clients_get_exactly_one_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_deliveries_are_fresh_copies_from_the_source() {
     let dir = tempfile::tempdir().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    let agent = start(AgentConfig {
-        max_deliveries: 3,
-        ..config(path_socket(dir.path()))
-    });
-    agent.handle.ready(
-        Plaintext::new(br#"{"copy":1}"#.to_vec()),
-        Some(Arc::new(Counting(calls.clone()))),
-    );
+    let (agent, calls) = start_counting(dir.path(), 3);
     assert_eq!(calls.load(Ordering::SeqCst), 0, "ready does not fetch");
     for n in 1..=3 {
         let doc = client::fetch(&agent.socket, FetchFormat::Json)
@@ -357,15 +364,7 @@ async fn later_deliveries_are_fresh_copies_from_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_never_exceed_max_deliveries() {
     let dir = tempfile::tempdir().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    let agent = start(AgentConfig {
-        max_deliveries: 3,
-        ..config(path_socket(dir.path()))
-    });
-    agent.handle.ready(
-        Plaintext::new(br#"{"copy":1}"#.to_vec()),
-        Some(Arc::new(Counting(calls.clone()))),
-    );
+    let (agent, calls) = start_counting(dir.path(), 3);
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let socket = agent.socket.clone();

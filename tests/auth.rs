@@ -78,30 +78,21 @@ async fn kubernetes_auth_accepts_the_bound_service_account() {
 async fn kubernetes_auth_refuses_another_service_account() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "other", &["vault"], 600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
 async fn kubernetes_auth_refuses_an_expired_token() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["vault"], -3600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
 async fn kubernetes_auth_refuses_the_wrong_audience() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["not-vault"], 600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
@@ -109,10 +100,7 @@ async fn kubernetes_auth_refuses_a_deleted_service_account() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["vault"], 600);
     double.delete_service_account("shop", "app");
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 /// OpenBao with jwt auth trusting the double (through its JWKS endpoint or its
@@ -167,6 +155,14 @@ async fn jwt_auth_with_the_public_key_accepts_and_refuses() {
         let err = login_err(&bao, &jwt).await;
         assert_login_refused(err, &jwt);
     }
+}
+
+/// A kubernetes auth login with `jwt` is refused, as [`assert_login_refused`] says.
+async fn kubernetes_login_refused(bao: &OpenBao, jwt: &str) {
+    let err = login(bao, AuthMethod::Kubernetes, "kubernetes", jwt.to_string())
+        .await
+        .unwrap_err();
+    assert_login_refused(err, jwt);
 }
 
 async fn login_err(bao: &OpenBao, jwt: &str) -> VaultError {

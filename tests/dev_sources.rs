@@ -39,13 +39,7 @@ fn with_env_file(dir: &Path, definition: &Path, env_file: &Path, env: &[(&str, &
 /// The one delivery, parsed; then checks the second read is 410.
 fn take_document(agent: &mut Agent) -> Value {
     agent.wait_ready();
-    let first = agent.get(&[]);
-    assert!(
-        first.success(),
-        "get failed: {}\n{}",
-        first.stderr,
-        agent.log()
-    );
+    let first = agent.get_ok(&[]);
     let second = agent.get(&[]);
     assert_eq!(second.code, 11, "the source is not one-shot");
     first.json()

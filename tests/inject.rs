@@ -597,7 +597,7 @@ fn the_example_role_gets_one_secret_only() {
 /// decrypts, and the app reads the document once.
 #[test]
 fn setup_sh_then_the_injected_sidecar_serves_the_app() {
-    let bed = support::Bed::new();
+    let bed = support::bed();
     for run in 1..=2 {
         let out = bed.setup_sh(&[
             ("SZ_AUTH", "both"),
@@ -654,7 +654,7 @@ fn setup_sh_then_the_injected_sidecar_serves_the_app() {
 /// policy cannot encrypt.
 #[test]
 fn setup_sh_jwt_with_a_public_key_and_least_privilege_policies() {
-    let bed = support::Bed::new();
+    let bed = support::bed();
     let key = bed.file("signing.pem", bed.double.signing_public_key_pem());
     let out = bed.setup_sh(&[
         ("SZ_AUTH", "jwt"),

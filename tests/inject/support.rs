@@ -2,11 +2,10 @@
 //! bed of OpenBao (configured by manifests/vault/setup.sh) plus the Kubernetes API
 //! double in which the injected sidecar runs as kubelet would run it.
 
-use std::ops::Deref;
 use std::path::Path;
 
 use secret_zero_testbed::agent::Agent;
-use secret_zero_testbed::bed::{self as base, sealed_secret};
+use secret_zero_testbed::bed::{Bed, sealed_secret};
 use secret_zero_testbed::cmd::{Cmd, Run};
 use secret_zero_testbed::kube_double::Rule;
 use secret_zero_testbed::{tools, wiring};
@@ -220,35 +219,36 @@ pub fn validate_files(files: &[String]) {
 /// A bare OpenBao (setup.sh configures it) and the API double with the app's
 /// ServiceAccount shop/app (allowed to get Secret shop/app-secrets) and a TokenReview
 /// reviewer for OpenBao's kubernetes auth.
-pub struct Bed {
-    base: base::Bed,
+pub fn bed() -> Bed {
+    let bed = Bed::bare();
+    bed.double.create_service_account("shop", "app");
+    bed.double.grant(
+        "shop",
+        "app",
+        Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
+    );
+    bed.file("double-ca.pem", bed.double.ca_pem());
+    bed.file("reviewer.jwt", wiring::token_reviewer(&bed.double));
+    bed
 }
 
-impl Deref for Bed {
-    type Target = base::Bed;
-
-    fn deref(&self) -> &base::Bed {
-        &self.base
-    }
-}
-
-impl Bed {
-    pub fn new() -> Bed {
-        let base = base::Bed::bare();
-        base.double.create_service_account("shop", "app");
-        base.double.grant(
-            "shop",
-            "app",
-            Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
-        );
-        base.file("double-ca.pem", base.double.ca_pem());
-        base.file("reviewer.jwt", wiring::token_reviewer(&base.double));
-        Bed { base }
-    }
-
+/// What the inject tests do with their [`bed`].
+pub trait InjectBed {
     /// Run manifests/vault/setup.sh as an operator would: VAULT_ADDR, VAULT_TOKEN, the
     /// double as the cluster, and `extra` settings.
-    pub fn setup_sh(&self, extra: &[(&str, &str)]) -> Run {
+    fn setup_sh(&self, extra: &[(&str, &str)]) -> Run;
+
+    /// Encrypt a document as `seal` does (bound to shop/app-secrets) and store the
+    /// Secret; returns the document.
+    fn seal_document(&self) -> Value;
+
+    /// Inject a Deployment for shop/app (plus `extra` annotations), then start its
+    /// sidecar exactly as the output says, and wait for its startup probe.
+    fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar;
+}
+
+impl InjectBed for Bed {
+    fn setup_sh(&self, extra: &[(&str, &str)]) -> Run {
         Cmd::new(repo_path("manifests/vault/setup.sh"))
             .env("VAULT_ADDR", self.bao.addr())
             .env("VAULT_TOKEN", self.bao.root_token())
@@ -260,9 +260,7 @@ impl Bed {
             .run()
     }
 
-    /// Encrypt a document as `seal` does (bound to shop/app-secrets) and store the
-    /// Secret; returns the document.
-    pub fn seal_document(&self) -> Value {
+    fn seal_document(&self) -> Value {
         let doc = json!({
             "db_password": format!("sz-{:016x}", fastrand::u64(..)),
             "api_key": "k-123",
@@ -283,9 +281,7 @@ impl Bed {
         doc
     }
 
-    /// Inject a Deployment for shop/app (plus `extra` annotations), then start its
-    /// sidecar exactly as the output says, and wait for its startup probe.
-    pub fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar {
+    fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar {
         let mut annotations = String::new();
         for (k, v) in extra {
             annotations.push_str(&format!("        {k}: \"{v}\"\n"));
@@ -337,20 +333,11 @@ impl Sidecar {
         let agent_spec = agent_of(spec).clone();
 
         // The projected token, as kubelet writes it from the volume inject added.
-        let volume = spec["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == "secret-zero-token")
-            .expect("no token volume");
+        let volume = named(&spec["volumes"], "secret-zero-token").expect("no token volume");
         let source = &volume["projected"]["sources"][0]["serviceAccountToken"];
         let audience = source["audience"].as_str().unwrap();
         let expiration = source["expirationSeconds"].as_i64().unwrap();
-        let mount = agent_spec["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "secret-zero-token")
+        let mount = named(&agent_spec["volumeMounts"], "secret-zero-token")
             .expect("the token is not mounted in the agent");
         assert_eq!(
             format!(
@@ -432,12 +419,7 @@ impl Sidecar {
         }
         let mut agent = Agent::start(&cmd, &socket);
 
-        let app = spec["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "app")
-            .unwrap();
+        let app = named(&spec["containers"], "app").expect("no app container");
         let app_env: Vec<(String, String)> = env_of(app)
             .into_iter()
             .map(|(k, v)| (k, map(&v).0))
@@ -477,6 +459,11 @@ impl Sidecar {
     pub fn log(&self) -> String {
         self.agent.log()
     }
+}
+
+/// The item called `name` of a list of named things (volumes, mounts, containers).
+fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|item| item["name"] == name)
 }
 
 /// `env` of a container as (name, value); kubelet-resolved sources are not expected.

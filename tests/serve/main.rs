@@ -245,24 +245,25 @@ fn after_delivery_the_agents_memory_holds_no_plaintext() {
 fn exit_after_delivery_exits_zero_and_removes_the_socket() {
     let bed = bed();
     bed.put_bound("shop", "app-secrets", &doc_with("x"));
-    let mut agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--exit-after-delivery"]);
-    let socket = agent.socket().to_string();
-    assert_eq!(get(&socket, &[]).code, 0);
-    let (code, log) = agent.wait_exit();
-    assert_eq!(code, 0, "{log}");
-    assert!(!Path::new(&socket).exists(), "socket left behind");
+    let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--exit-after-delivery"]);
+    assert_eq!(agent.get(&[]).code, 0);
+    assert_exits_clean(agent);
 }
 
 #[test]
 fn sigterm_wipes_removes_the_socket_and_exits_zero() {
     let bed = bed();
     bed.put_bound("shop", "app-secrets", &doc_with("x"));
-    let mut agent = bed.serve_ready(&["--secret", "shop/app-secrets"]);
-    let socket = agent.socket().to_string();
+    let agent = bed.serve_ready(&["--secret", "shop/app-secrets"]);
     agent.terminate();
+    assert_exits_clean(agent);
+}
+
+/// The agent exits 0 by itself and takes its socket file with it.
+fn assert_exits_clean(mut agent: Agent) {
     let (code, log) = agent.wait_exit();
     assert_eq!(code, 0, "{log}");
-    assert!(!Path::new(&socket).exists(), "socket left behind");
+    assert!(!Path::new(agent.socket()).exists(), "socket left behind");
 }
 
 #[test]

@@ -103,6 +103,18 @@ impl Agent {
         get(&self.socket, extra)
     }
 
+    /// [`get`](Self::get) that must succeed; panics with its stderr and the agent's log.
+    pub fn get_ok(&self, extra: &[&str]) -> Run {
+        let run = self.get(extra);
+        assert!(
+            run.success(),
+            "get failed: {}\nagent log:\n{}",
+            run.stderr,
+            self.log()
+        );
+        run
+    }
+
     /// SIGTERM.
     pub fn terminate(&self) {
         self.process.terminate();

@@ -172,15 +172,7 @@ impl Bed {
     pub fn serve_and_get(&self, secret: &str, extra: &[&str]) -> Vec<u8> {
         let mut args = vec!["--secret", secret];
         args.extend_from_slice(extra);
-        let agent = self.serve_ready(&args);
-        let run = agent.get(&[]);
-        assert!(
-            run.success(),
-            "get failed: {}\nagent log:\n{}",
-            run.stderr,
-            agent.log()
-        );
-        run.bytes
+        self.serve_ready(&args).get_ok(&[]).bytes
     }
 }
 

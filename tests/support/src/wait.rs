@@ -154,10 +154,17 @@ pub fn eventually<T>(check: impl FnMut() -> Option<T>, what: impl FnOnce() -> St
 
 /// Assert that a condition becomes true within [`WAIT`] (or a given [`Poll`]):
 ///
-/// ```ignore
-/// assert_eventually!(path.exists());
-/// assert_eventually!(requests() >= 3, "only {} requests:\n{}", requests(), log());
-/// assert_eventually!(Poll::within(Duration::from_secs(2)); done(), "not done");
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// use secret_zero_testbed::assert_eventually;
+/// use secret_zero_testbed::wait::Poll;
+///
+/// let started = Instant::now();
+/// let waited = || started.elapsed() > Duration::from_millis(30);
+/// assert_eventually!(waited());
+/// assert_eventually!(waited(), "only {:?}", started.elapsed());
+/// assert_eventually!(Poll::within(Duration::from_secs(1)); waited(), "not yet");
 /// ```
 ///
 /// The message arguments are evaluated when the time is up, so they show the latest
