@@ -106,7 +106,7 @@ fn golden_legacy_sidecar_cronjob_exits_after_delivery() {
     );
 }
 
-/// What point 2 of the issue asks of the pod, checked on the injected Deployment.
+/// Everything the example pod has, checked on the injected Deployment.
 #[test]
 fn the_injected_pod_has_everything_the_example_shows() {
     let out = run_inject(&[&in_path("deployment.yaml")], None);

@@ -124,7 +124,7 @@ fn an_unbound_json_manifest_goes_through_kubectl_create_to_serve_and_get() {
         manifest["metadata"]["annotations"]["secret-zero.dev/binding"],
         "none"
     );
-    // Nothing but what DESIGN §1 shows: no status, no stringData, no token.
+    // Nothing but the Secret format of ARCHITECTURE.md: no status, no stringData, no token.
     let keys: Vec<&str> = manifest
         .as_object()
         .unwrap()

@@ -1,4 +1,4 @@
-//! `secret-zero webhook` (issue 7): real AdmissionReview bodies over real TLS.
+//! `secret-zero webhook`: real AdmissionReview bodies over real TLS.
 //!
 //! The server runs in-process on a free port (one test runs the binary); the client
 //! is tokio-rustls with a hand-written HTTP/1.1 request, so each test chooses exactly

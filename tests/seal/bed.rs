@@ -16,7 +16,7 @@ use serde_json::Value;
 pub use secret_zero_testbed::bed::{DERIVED, PLAIN, ciphertext_of};
 pub use secret_zero_testbed::text::{b64, json_of};
 
-/// The least-privilege sealer policy of docs/seal.md, for both keys.
+/// The README's least-privilege sealer policy, for both keys.
 pub const SEALER_POLICY: &str = r#"
 path "transit/encrypt/shop-app" { capabilities = ["update"] }
 path "transit/keys/shop-app"    { capabilities = ["read"] }
