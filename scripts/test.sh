@@ -52,3 +52,6 @@ echo "==> manifests (Kubernetes schemas, kubectl kustomize), inject goldens, Doc
 
 echo "==> cargo test"
 cargo test --workspace -- "$@"
+
+echo "==> the other-uid tests again, from a clone under a 0700 directory (scripts/clone-test.sh)"
+./scripts/clone-test.sh

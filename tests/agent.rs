@@ -19,13 +19,16 @@ use secret_zero::testing::agent::{
     Agent, AgentConfig, AgentError, Fault, PeerPolicy, Source, StatusHandle,
 };
 use secret_zero::testing::error::{Error, Hinted, exit};
+use secret_zero_testbed::cmd::Cmd;
+use secret_zero_testbed::shared::{NOBODY, SharedDir, require_root};
+use secret_zero_testbed::tools;
+use secret_zero_testbed::wait::Poll;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const DOC: &[u8] = br#"{"db_password":"s3cr3t-agent-sentinel","port":5432}"#;
 const CURL: &str = "/usr/bin/curl";
-const NOBODY: u32 = 65534;
 
 /// A served agent and the means to stop it.
 struct Running {
@@ -102,6 +105,21 @@ impl Source for Counting {
             ))
         })
     }
+}
+
+/// Start with `max_deliveries`, ready with `{"copy":1}` and a [`Counting`] source;
+/// returns the source's call count too.
+fn start_counting(dir: &Path, max_deliveries: u32) -> (Running, Arc<AtomicU32>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let agent = start(AgentConfig {
+        max_deliveries,
+        ..config(path_socket(dir))
+    });
+    agent.handle.ready(
+        Plaintext::new(br#"{"copy":1}"#.to_vec()),
+        Some(Arc::new(Counting(calls.clone()))),
+    );
+    (agent, calls)
 }
 
 /// A source whose fetch always fails, as a Vault outage would.
@@ -189,13 +207,14 @@ async fn get(socket: &SocketSpec, target: &str) -> Raw {
     .await
 }
 
-/// Run curl (as `uid`, when given) against the agent; returns (status, body).
-async fn curl(socket: &SocketSpec, uid: Option<u32>, target: &str) -> (u16, String) {
+/// Run curl (as uid 65534 when `as_nobody`, from a directory of its own) against the
+/// agent; returns (status, body).
+async fn curl(socket: &SocketSpec, as_nobody: bool, target: &str) -> (u16, String) {
     assert!(
         Path::new(CURL).exists(),
         "{CURL} is missing: install it with `apt-get install -y curl`"
     );
-    let mut cmd = tokio::process::Command::new(CURL);
+    let mut cmd = Cmd::new(CURL);
     cmd.arg("-q")
         .args(["-sS", "-w", "\n%{http_code}", "--max-time", "10"]);
     match socket {
@@ -203,17 +222,19 @@ async fn curl(socket: &SocketSpec, uid: Option<u32>, target: &str) -> (u16, Stri
         SocketSpec::Abstract(name) => cmd.arg("--abstract-unix-socket").arg(name),
     };
     cmd.arg(format!("http://localhost{target}"));
-    cmd.env("HOME", "/tmp");
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
-    let out = cmd.output().await.expect("run curl");
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let run = if as_nobody {
+        require_root("the peer-policy tests run curl as uid 65534");
+        let dir = SharedDir::new();
+        cmd.as_uid(NOBODY, &dir).run_async().await
+    } else {
+        cmd.run_async().await
+    };
+    let stdout = String::from_utf8(run.bytes).unwrap();
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
     let code = code.trim().parse().unwrap_or_else(|_| {
         panic!(
             "curl gave no status: stdout {stdout:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
+            run.stderr
         )
     });
     (code, body.to_string())
@@ -323,15 +344,7 @@ async fn fifty_concurrent_clients_get_exactly_one_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_deliveries_are_fresh_copies_from_the_source() {
     let dir = tempfile::tempdir().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    let agent = start(AgentConfig {
-        max_deliveries: 3,
-        ..config(path_socket(dir.path()))
-    });
-    agent.handle.ready(
-        Plaintext::new(br#"{"copy":1}"#.to_vec()),
-        Some(Arc::new(Counting(calls.clone()))),
-    );
+    let (agent, calls) = start_counting(dir.path(), 3);
     assert_eq!(calls.load(Ordering::SeqCst), 0, "ready does not fetch");
     for n in 1..=3 {
         let doc = client::fetch(&agent.socket, FetchFormat::Json)
@@ -353,15 +366,7 @@ async fn later_deliveries_are_fresh_copies_from_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_never_exceed_max_deliveries() {
     let dir = tempfile::tempdir().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    let agent = start(AgentConfig {
-        max_deliveries: 3,
-        ..config(path_socket(dir.path()))
-    });
-    agent.handle.ready(
-        Plaintext::new(br#"{"copy":1}"#.to_vec()),
-        Some(Arc::new(Counting(calls.clone()))),
-    );
+    let (agent, calls) = start_counting(dir.path(), 3);
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let socket = agent.socket.clone();
@@ -459,8 +464,12 @@ async fn exit_after_delivery_returns_once_the_answer_is_written() {
     let path = socket_path(&agent.socket).to_path_buf();
     // Status and refusals do not end it.
     client::status(&agent.socket).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!agent.task.is_finished());
+    Poll::within(Duration::from_millis(50))
+        .always_async(
+            || std::future::ready(!agent.task.is_finished()),
+            || "serve returned after a status request".into(),
+        )
+        .await;
 
     let doc = client::fetch(&agent.socket, FetchFormat::Json)
         .await
@@ -616,9 +625,8 @@ async fn raw_documents_are_octet_streams_and_refuse_json_views() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_uid_is_refused_and_the_owner_still_gets_the_document() {
-    let dir = tempfile::tempdir().unwrap();
     // Let uid 65534 reach the socket: traverse the directory, write the socket file.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = SharedDir::new();
     let agent = start_ready(
         AgentConfig {
             socket_mode: 0o666,
@@ -627,7 +635,7 @@ async fn another_uid_is_refused_and_the_owner_still_gets_the_document() {
         DOC,
     );
     for target in ["/v1/secret", "/v1/status", "/v1/secret?format=dotenv", "/x"] {
-        let (code, body) = curl(&agent.socket, Some(NOBODY), target).await;
+        let (code, body) = curl(&agent.socket, true, target).await;
         assert_eq!(code, 403, "{target}: {body}");
         assert!(!body.contains("s3cr3t"), "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -652,8 +660,7 @@ async fn another_uid_is_refused_and_the_owner_still_gets_the_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_uid_and_gid_are_served() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = SharedDir::new();
     for policy in [
         PeerPolicy {
             uids: vec![NOBODY],
@@ -672,7 +679,7 @@ async fn allowed_uid_and_gid_are_served() {
             },
             DOC,
         );
-        let (code, body) = curl(&agent.socket, Some(NOBODY), "/v1/secret").await;
+        let (code, body) = curl(&agent.socket, true, "/v1/secret").await;
         assert_eq!((code, body.as_bytes()), (200, DOC), "{policy:?}");
         agent.stop().await;
     }
@@ -680,15 +687,14 @@ async fn allowed_uid_and_gid_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_mode_keeps_other_uids_out_before_any_http() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = SharedDir::new();
     let agent = start_ready(config(path_socket(dir.path())), DOC);
     let mode = std::fs::metadata(socket_path(&agent.socket))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "default mode is 0600: {mode:o}");
-    let (code, _) = curl(&agent.socket, Some(NOBODY), "/v1/status").await;
+    let (code, _) = curl(&agent.socket, true, "/v1/status").await;
     assert_eq!(code, 0, "uid 65534 cannot even connect to a 0600 socket");
     agent.stop().await;
 
@@ -712,7 +718,7 @@ async fn socket_mode_keeps_other_uids_out_before_any_http() {
 async fn abstract_socket_serves_with_curl_and_client() {
     let socket = abstract_socket("abs");
     let agent = start_ready(config(socket.clone()), DOC);
-    let (code, body) = curl(&socket, None, "/v1/status").await;
+    let (code, body) = curl(&socket, false, "/v1/status").await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"state\":\"ready\""), "{body}");
 
@@ -727,7 +733,7 @@ async fn abstract_socket_serves_with_curl_and_client() {
 
     let doc = client::fetch(&socket, FetchFormat::Json).await.unwrap();
     assert_eq!(doc.bytes(), DOC);
-    let (code, _) = curl(&socket, None, "/v1/secret").await;
+    let (code, _) = curl(&socket, false, "/v1/secret").await;
     assert_eq!(code, 410);
     agent.stop().await;
     assert!(matches!(
@@ -916,7 +922,7 @@ async fn dotenv_sourced_by_bash_gives_back_every_value_byte_for_byte() {
     std::fs::write(&file, lines.bytes()).unwrap();
 
     // `set -a` exports; `env -0` shows exactly what a child process receives.
-    let out = std::process::Command::new("bash")
+    let out = Cmd::new(tools::require("bash", "apt-get install -y bash"))
         .args([
             "--noprofile",
             "--norc",
@@ -926,17 +932,12 @@ async fn dotenv_sourced_by_bash_gives_back_every_value_byte_for_byte() {
         ])
         .arg(&file)
         .current_dir(work.path())
-        .env_clear()
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("bash is needed: apt-get install -y bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .home("/nonexistent")
+        .run_async()
+        .await;
+    assert!(out.success(), "{}", out.stderr);
     let env: HashMap<&[u8], &[u8]> = out
-        .stdout
+        .bytes
         .split(|&b| b == 0)
         .filter(|entry| !entry.is_empty())
         .filter_map(|entry| {
@@ -1015,8 +1016,7 @@ async fn audit_lines_name_the_peer_and_never_the_plaintext() {
         .with_writer(move || writer.clone())
         .init();
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = SharedDir::new();
     let sentinel = "audit-plaintext-sentinel-7f3a";
     let doc = format!(r#"{{"TOKEN":"{sentinel}"}}"#);
     let agent = start(AgentConfig {
@@ -1025,7 +1025,7 @@ async fn audit_lines_name_the_peer_and_never_the_plaintext() {
     });
     agent.handle.set_key_version(Some(7));
     agent.handle.ready(Plaintext::new(doc.into_bytes()), None);
-    let (code, _) = curl(&agent.socket, Some(NOBODY), "/v1/secret").await;
+    let (code, _) = curl(&agent.socket, true, "/v1/secret").await;
     assert_eq!(code, 403);
     let lines = client::fetch(&agent.socket, FetchFormat::Dotenv)
         .await

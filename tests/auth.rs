@@ -8,8 +8,7 @@ use secret_zero::testing::error::{Error, Hinted, exit};
 use secret_zero::testing::vault::{AuthMethod, Client, VaultConfig, VaultError};
 use secret_zero_testbed::kube_double::KubeDouble;
 use secret_zero_testbed::openbao::OpenBao;
-use secret_zero_testbed::wiring;
-use serde_json::json;
+use secret_zero_testbed::wiring::{self, JwtKeys};
 
 fn client(addr: &str) -> Client {
     Client::new(&VaultConfig {
@@ -79,30 +78,21 @@ async fn kubernetes_auth_accepts_the_bound_service_account() {
 async fn kubernetes_auth_refuses_another_service_account() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "other", &["vault"], 600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
 async fn kubernetes_auth_refuses_an_expired_token() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["vault"], -3600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
 async fn kubernetes_auth_refuses_the_wrong_audience() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["not-vault"], 600);
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
 #[tokio::test]
@@ -110,50 +100,24 @@ async fn kubernetes_auth_refuses_a_deleted_service_account() {
     let (bao, double) = kubernetes_bed();
     let jwt = double.issue_token("shop", "app", &["vault"], 600);
     double.delete_service_account("shop", "app");
-    let err = login(&bao, AuthMethod::Kubernetes, "kubernetes", jwt.clone())
-        .await
-        .unwrap_err();
-    assert_login_refused(err, &jwt);
+    kubernetes_login_refused(&bao, &jwt).await;
 }
 
-/// OpenBao with jwt auth trusting the double: through its JWKS endpoint when `jwks`
-/// is set, else through the signing public key.
-fn jwt_bed(jwks: bool) -> (OpenBao, KubeDouble) {
+/// OpenBao with jwt auth trusting the double (through its JWKS endpoint or its
+/// signing public key) and a role for shop/app.
+fn jwt_bed(keys: JwtKeys) -> (OpenBao, KubeDouble) {
     let double = KubeDouble::start();
     double.create_service_account("shop", "app");
     double.create_service_account("shop", "other");
     let bao = OpenBao::start();
-    bao.enable_auth("jwt", "jwt");
-    let config = if jwks {
-        json!({
-            "jwks_url": format!("{}/openid/v1/jwks", double.url()),
-            "jwks_ca_pem": double.ca_pem(),
-            "bound_issuer": double.issuer(),
-        })
-    } else {
-        json!({
-            "jwt_validation_pubkeys": [double.signing_public_key_pem()],
-            "bound_issuer": double.issuer(),
-        })
-    };
-    bao.write("auth/jwt/config", config);
-    bao.write(
-        "auth/jwt/role/shop-app",
-        json!({
-            "role_type": "jwt",
-            "user_claim": "sub",
-            "bound_audiences": ["vault"],
-            "bound_subject": "system:serviceaccount:shop:app",
-            "token_policies": ["default"],
-            "token_ttl": "10s",
-        }),
-    );
+    wiring::jwt_auth(&bao, &double, keys);
+    wiring::jwt_role(&bao, "shop-app", "shop", "app", &["default"]);
     (bao, double)
 }
 
 #[tokio::test]
 async fn jwt_auth_through_jwks_accepts_and_refuses_like_kubernetes() {
-    let (bao, double) = jwt_bed(true);
+    let (bao, double) = jwt_bed(JwtKeys::Jwks);
     let good = double.issue_token("shop", "app", &["vault"], 600);
     let login = login(&bao, AuthMethod::Jwt, "jwt", good).await.unwrap();
     assert_eq!(login.lease_duration, 10);
@@ -176,7 +140,7 @@ async fn jwt_auth_through_jwks_accepts_and_refuses_like_kubernetes() {
 
 #[tokio::test]
 async fn jwt_auth_with_the_public_key_accepts_and_refuses() {
-    let (bao, double) = jwt_bed(false);
+    let (bao, double) = jwt_bed(JwtKeys::PublicKey);
     let good = double.issue_token("shop", "app", &["vault"], 600);
     login(&bao, AuthMethod::Jwt, "jwt", good).await.unwrap();
     // A token signed by another cluster's key is refused too.
@@ -191,6 +155,14 @@ async fn jwt_auth_with_the_public_key_accepts_and_refuses() {
         let err = login_err(&bao, &jwt).await;
         assert_login_refused(err, &jwt);
     }
+}
+
+/// A kubernetes auth login with `jwt` is refused, as [`assert_login_refused`] says.
+async fn kubernetes_login_refused(bao: &OpenBao, jwt: &str) {
+    let err = login(bao, AuthMethod::Kubernetes, "kubernetes", jwt.to_string())
+        .await
+        .unwrap_err();
+    assert_login_refused(err, jwt);
 }
 
 async fn login_err(bao: &OpenBao, jwt: &str) -> VaultError {

@@ -5,106 +5,44 @@
 //! key or object (never a value) with its exit code.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 
-use base64::Engine;
+use secret_zero_testbed::agent::{self, Agent};
+use secret_zero_testbed::cmd::Cmd;
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
-use secret_zero_testbed::process;
+use secret_zero_testbed::text::b64;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
 const SENTINEL: &str = "dev-s3ntinel-4471";
 
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
+/// `serve --retry-timeout 1s ARGS` on a fresh socket in `dir`, with `env` added.
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
+    let socket = dir.join(format!("agent-{}.sock", fastrand::u32(..)));
+    let socket = socket.display().to_string();
+    let mut cmd = agent::serve(&socket);
+    cmd.args(["--retry-timeout", "1s"])
+        .args(args)
+        .envs(env.iter().copied());
+    Agent::start(&cmd, socket)
 }
 
-impl Agent {
-    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let socket = dir.join(format!("agent-{}.sock", fastrand::u32(..)));
-        let log = dir.join(format!("agent-{}.log", fastrand::u32(..)));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--retry-timeout", "1s"])
-            .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("run secret-zero serve");
-        Agent { child, socket, log }
-    }
-
-    /// `--plaintext-env DEFINITION --env-file ENV_FILE`.
-    fn with_env_file(
-        dir: &Path,
-        definition: &Path,
-        env_file: &Path,
-        env: &[(&str, &str)],
-    ) -> Agent {
-        let args = [
-            "--plaintext-env",
-            definition.to_str().unwrap(),
-            "--env-file",
-            env_file.to_str().unwrap(),
-        ];
-        Agent::spawn(dir, &args, env)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        process::wait_ready(&mut self.child, Path::new(BIN), &self.socket, || {
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        });
-    }
-
-    /// Waits for the agent to fail; its exit code and log.
-    fn wait_exit(&mut self) -> (i32, String) {
-        process::wait_exit(&mut self.child, || {
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        })
-    }
-
-    fn get(&self) -> Output {
-        Command::new(BIN)
-            .arg("get")
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap()
-    }
-
-    /// The one delivery, parsed; then checks the second read is 410.
-    fn take_document(&mut self) -> Value {
-        self.wait_ready();
-        let first = self.get();
-        assert!(
-            first.status.success(),
-            "get failed: {}\n{}",
-            String::from_utf8_lossy(&first.stderr),
-            self.log()
-        );
-        let second = self.get();
-        assert_eq!(second.status.code(), Some(11), "the source is not one-shot");
-        serde_json::from_slice(&first.stdout).unwrap()
-    }
+/// `--plaintext-env DEFINITION --env-file ENV_FILE`.
+fn with_env_file(dir: &Path, definition: &Path, env_file: &Path, env: &[(&str, &str)]) -> Agent {
+    let args = [
+        "--plaintext-env",
+        definition.to_str().unwrap(),
+        "--env-file",
+        env_file.to_str().unwrap(),
+    ];
+    spawn(dir, &args, env)
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The one delivery, parsed; then checks the second read is 410.
+fn take_document(agent: &mut Agent) -> Value {
+    agent.wait_ready();
+    let first = agent.get_ok(&[]);
+    let second = agent.get(&[]);
+    assert_eq!(second.code, 11, "the source is not one-shot");
+    first.json()
 }
 
 /// The failure is one line naming `needle`, exit `code`, and the value never shows.
@@ -148,13 +86,13 @@ fn plaintext_env_maps_variables_to_keys_and_the_environment_beats_the_env_file()
         ),
     )
     .unwrap();
-    let mut agent = Agent::with_env_file(
+    let mut agent = with_env_file(
         dir.path(),
         &definition,
         &env_file,
         &[("SZT_DBHOST", "db.internal")],
     );
-    let document = agent.take_document();
+    let document = take_document(&mut agent);
     assert_eq!(
         document,
         json!({
@@ -172,12 +110,12 @@ fn plaintext_env_reads_a_json_definition_without_an_env_file() {
     let dir = tempfile::tempdir().unwrap();
     let definition = dir.path().join("env_definition.json");
     std::fs::write(&definition, r#"{"token": "SZT_TOKEN_JSON"}"#).unwrap();
-    let mut agent = Agent::spawn(
+    let mut agent = spawn(
         dir.path(),
         &["--plaintext-env", definition.to_str().unwrap()],
         &[("SZT_TOKEN_JSON", SENTINEL)],
     );
-    assert_eq!(agent.take_document(), json!({"token": SENTINEL}));
+    assert_eq!(take_document(&mut agent), json!({"token": SENTINEL}));
 }
 
 #[test]
@@ -191,7 +129,7 @@ fn plaintext_env_with_a_missing_variable_names_it_and_exits_3() {
     .unwrap();
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, "OTHER=1\n").unwrap();
-    let mut agent = Agent::with_env_file(
+    let mut agent = with_env_file(
         dir.path(),
         &definition,
         &env_file,
@@ -208,13 +146,13 @@ fn plaintext_env_with_a_broken_env_file_gives_the_line_not_the_content() {
     std::fs::write(&definition, "a: SZT_A\n").unwrap();
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, format!("SZT_A=1\n{SENTINEL} no equals sign\n")).unwrap();
-    let mut agent = Agent::with_env_file(dir.path(), &definition, &env_file, &[]);
+    let mut agent = with_env_file(dir.path(), &definition, &env_file, &[]);
     assert_fails(&mut agent, 3, "line 2");
 }
 
 #[test]
 fn env_file_without_plaintext_env_and_two_sources_are_refused() {
-    let out = Command::new(BIN)
+    let run = Cmd::secret_zero()
         .args([
             "serve",
             "--env-file",
@@ -222,11 +160,10 @@ fn env_file_without_plaintext_env_and_two_sources_are_refused() {
             "--plaintext-file",
             "doc.json",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--env-file goes with --plaintext-env"));
-    let out = Command::new(BIN)
+        .run();
+    assert_eq!(run.code, 3);
+    assert!(run.stderr.contains("--env-file goes with --plaintext-env"));
+    let run = Cmd::secret_zero()
         .args([
             "serve",
             "--plaintext-env",
@@ -234,9 +171,8 @@ fn env_file_without_plaintext_env_and_two_sources_are_refused() {
             "--plaintext-configmap",
             "shop/x",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "two sources must be refused");
+        .run();
+    assert_eq!(run.code, 2, "two sources must be refused");
 }
 
 // ------------------------------------------- --plaintext-secret / --plaintext-configmap
@@ -265,26 +201,17 @@ impl Cluster {
     }
 
     fn kubeconfig(&self, sa: &str) -> PathBuf {
-        let path = self.dir.path().join(format!("kubeconfig-{sa}"));
-        let token = self
-            .double
-            .issue_token("shop", sa, &[&self.double.issuer()], 3600);
-        self.double.write_kubeconfig(&path, &token);
-        path
+        self.double.sa_kubeconfig(self.dir.path(), "shop", sa)
     }
 
     fn serve(&self, sa: &str, flag: &str, object: &str) -> Agent {
         let kubeconfig = self.kubeconfig(sa);
-        Agent::spawn(
+        spawn(
             self.dir.path(),
             &[flag, object, "--kubeconfig", kubeconfig.to_str().unwrap()],
             &[],
         )
     }
-}
-
-fn b64(text: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[test]
@@ -297,7 +224,7 @@ fn plaintext_secret_serves_every_key_once() {
     }));
     let mut agent = cluster.serve("app", "--plaintext-secret", "shop/plain");
     assert_eq!(
-        agent.take_document(),
+        take_document(&mut agent),
         json!({"API_KEY": SENTINEL, "db.host": "db.internal"})
     );
     assert_loud(&agent, "Secret");
@@ -314,7 +241,7 @@ fn plaintext_secret_with_a_key_serves_that_documents_value() {
     }));
     let mut agent = cluster.serve("app", "--plaintext-secret", "shop/config#config.yaml");
     assert_eq!(
-        agent.take_document(),
+        take_document(&mut agent),
         json!({"token": SENTINEL, "port": 8080})
     );
 }
@@ -337,7 +264,7 @@ fn plaintext_secret_with_binary_data_is_refused_naming_the_key() {
     cluster.double.put_secret(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"namespace": "shop", "name": "bin"},
-        "data": {"keystore": b64(&[0xff, 0xfe, 0x00, 0x81]), "ok": b64(SENTINEL.as_bytes())},
+        "data": {"keystore": b64([0xff, 0xfe, 0x00, 0x81]), "ok": b64(SENTINEL.as_bytes())},
     }));
     let mut agent = cluster.serve("app", "--plaintext-secret", "shop/bin");
     assert_fails(&mut agent, 3, "\"keystore\"");
@@ -354,7 +281,7 @@ fn plaintext_configmap_serves_every_key_once() {
     }));
     let mut agent = cluster.serve("app", "--plaintext-configmap", "shop/common-config");
     assert_eq!(
-        agent.take_document(),
+        take_document(&mut agent),
         json!({"LOG_LEVEL": "debug", "feature_x": SENTINEL})
     );
     assert_loud(&agent, "ConfigMap");
@@ -376,12 +303,12 @@ fn the_kube_sources_read_their_names_from_the_environment_too() {
         "data": {"k": "v"},
     }));
     let kubeconfig = cluster.kubeconfig("app");
-    let mut agent = Agent::spawn(
+    let mut agent = spawn(
         cluster.dir.path(),
         &["--kubeconfig", kubeconfig.to_str().unwrap()],
         &[("SECRET_ZERO_PLAINTEXT_CONFIGMAP", "shop/from-env")],
     );
-    assert_eq!(agent.take_document(), json!({"k": "v"}));
+    assert_eq!(take_document(&mut agent), json!({"k": "v"}));
 }
 
 #[test]
@@ -409,7 +336,7 @@ fn configmap_binary_data_is_refused_naming_the_key() {
     cluster.double.put_configmap(json!({
         "metadata": {"namespace": "shop", "name": "mixed"},
         "data": {"text": SENTINEL},
-        "binaryData": {"logo.png": b64(&[0x89, 0x50, 0x4e, 0x47])},
+        "binaryData": {"logo.png": b64([0x89, 0x50, 0x4e, 0x47])},
     }));
     let mut agent = cluster.serve("app", "--plaintext-configmap", "shop/mixed");
     assert_fails(&mut agent, 3, "\"logo.png\"");

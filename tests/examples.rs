@@ -6,143 +6,124 @@
 //!
 //! A missing toolchain fails the test with the command that installs it.
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
+use secret_zero_testbed::agent::{self, Agent};
+use secret_zero_testbed::cmd::{Cmd, Run};
+use secret_zero_testbed::shared::{NOBODY, SharedDir, require_root};
+use secret_zero_testbed::{bin, tools};
+
 /// A value that must never appear in an example's output unless asked for.
 const SENTINEL: &str = "s3ntinel-Value-9f2c";
 const DOCUMENT: &str =
     r#"{"API_KEY": "s3ntinel-Value-9f2c", "DB_PASSWORD": "p\"w'x $HOME", "port": 5432}"#;
 const KEYS: &str = "API_KEY, DB_PASSWORD, port";
-/// The uid/gid the "other peer" runs as (nobody).
-const OTHER: u32 = 65534;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
-/// A running `serve --plaintext-file`; killed on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-    dir: tempfile::TempDir,
+/// A running `serve --plaintext-file`, its document and socket in a directory the
+/// other-uid peer of the 403 checks can reach.
+struct Served {
+    agent: Agent,
+    dir: SharedDir,
 }
 
-impl Agent {
-    fn start(extra: &[&str]) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        // Readable by the other-uid peer in the 403 test.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let doc = dir.path().join("doc.json");
-        std::fs::write(&doc, DOCUMENT).unwrap();
-        let socket = dir.path().join("agent.sock");
-        let log = dir.path().join("agent.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--plaintext-file")
-            .arg(&doc)
-            .arg("--socket")
-            .arg(&socket)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("run secret-zero serve");
-        let mut agent = Agent {
-            child,
-            socket,
-            log,
-            dir,
-        };
+impl Served {
+    fn start(extra: &[&str]) -> Served {
+        let dir = SharedDir::new();
+        let doc = dir.write("doc.json", DOCUMENT);
+        let socket = dir.join("agent.sock").display().to_string();
+        let mut cmd = agent::serve(&socket);
+        cmd.arg("--plaintext-file").arg(doc).args(extra);
+        let mut agent = Agent::start(&cmd, socket);
         agent.wait_ready();
-        agent
+        Served { agent, dir }
     }
 
-    fn wait_ready(&mut self) {
-        secret_zero_testbed::process::wait_ready(
-            &mut self.child,
-            Path::new(BIN),
-            &self.socket,
-            || std::fs::read_to_string(&self.log).unwrap_or_default(),
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn socket(&self) -> &Path {
+        Path::new(self.agent.socket())
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// How to run one example: a program and its arguments, run in `dir`.
+/// How to run one example: its program and arguments, run inside `dir`, a copy of its
+/// folder that any uid may read (so the 403 check can run it as another uid wherever
+/// the checkout is).
 struct Example {
     name: &'static str,
-    program: PathBuf,
-    args: Vec<String>,
+    cmd: Cmd,
     dir: PathBuf,
-    env: Vec<(String, String)>,
+    stage: &'static SharedDir,
 }
 
 impl Example {
-    fn run(&self, socket: &Path, extra: &[&str], as_other: bool) -> Output {
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .args(extra)
-            .current_dir(&self.dir)
-            .env("SECRET_ZERO_SOCKET", socket)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
+    /// `program ARGS...` inside `stage`'s copy of `examples/FOLDER`.
+    fn new(name: &'static str, stage: &'static Staged, program: &Path, args: &[&str]) -> Example {
+        let mut cmd = Cmd::new(program);
+        cmd.args(args).current_dir(&stage.dir);
+        Example {
+            name,
+            cmd,
+            dir: stage.dir.clone(),
+            stage: &stage.shared,
+        }
+    }
+
+    fn run(&self, socket: &Path, extra: &[&str], as_other: bool) -> Run {
+        let mut cmd = self.cmd.clone();
+        cmd.args(extra).env("SECRET_ZERO_SOCKET", socket);
         if as_other {
-            // As root, std also drops the supplementary groups.
-            command.uid(OTHER).gid(OTHER);
+            cmd.as_uid(NOBODY, self.stage).current_dir(&self.dir);
         }
         let started = Instant::now();
-        let out = command.output().unwrap_or_else(|e| {
-            panic!("{}: cannot run {}: {e}", self.name, self.program.display())
-        });
+        let run = cmd.run();
         eprintln!(
-            "{}: exit {:?} in {:?}",
+            "{}: exit {} in {:?}",
             self.name,
-            out.status.code(),
+            run.code,
             started.elapsed()
         );
-        out
+        run
     }
 }
 
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// An example's folder copied once into a [`SharedDir`], and what was built there.
+struct Staged {
+    shared: SharedDir,
+    /// The copy of `examples/FOLDER`.
+    dir: PathBuf,
+}
+
+/// `examples/FOLDER` copied into `cell`'s directory on first use, then `build` run
+/// with the shared directory and the copy.
+fn staged(
+    cell: &'static OnceLock<Staged>,
+    folder: &str,
+    build: impl FnOnce(&SharedDir, &Path),
+) -> &'static Staged {
+    cell.get_or_init(|| {
+        let shared = SharedDir::new();
+        let dir = shared.copy_dir(&examples_dir().join(folder), folder);
+        build(&shared, &dir);
+        Staged { shared, dir }
+    })
 }
 
 /// First run: the key names and exit 0; second run: 410 reported, exit 11; no agent:
 /// exit 12. The secret value is printed only when asked for by name.
 fn check(example: &Example) {
-    let agent = Agent::start(&[]);
-    let first = example.run(&agent.socket, &[], false);
-    let (stdout, stderr) = text(&first);
+    let served = Served::start(&[]);
+    let first = example.run(served.socket(), &[], false);
+    let (stdout, stderr) = (&first.stdout, &first.stderr);
     assert_eq!(
-        first.status.code(),
-        Some(0),
+        first.code,
+        0,
         "{}: first run failed\nstdout: {stdout}\nstderr: {stderr}\nagent: {}",
         example.name,
-        agent.log()
+        served.agent.log()
     );
     assert!(
         stdout.contains(KEYS) || stdout.contains(&KEYS.replace(", ", " ")),
@@ -155,11 +136,10 @@ fn check(example: &Example) {
         example.name
     );
 
-    let second = example.run(&agent.socket, &[], false);
-    let (stdout, stderr) = text(&second);
+    let second = example.run(served.socket(), &[], false);
+    let (stdout, stderr) = (&second.stdout, &second.stderr);
     assert_eq!(
-        second.status.code(),
-        Some(11),
+        second.code, 11,
         "{}: the second run is not the 410 path\nstdout: {stdout}\nstderr: {stderr}",
         example.name
     );
@@ -170,12 +150,11 @@ fn check(example: &Example) {
     );
     assert!(!stdout.contains(SENTINEL), "{}: {stdout}", example.name);
 
-    let absent = agent.dir.path().join("nobody-here.sock");
+    let absent = served.dir.join("nobody-here.sock");
     let third = example.run(&absent, &[], false);
-    let (_, stderr) = text(&third);
+    let stderr = &third.stderr;
     assert_eq!(
-        third.status.code(),
-        Some(12),
+        third.code, 12,
         "{}: a missing agent is not 'unreachable': {stderr}",
         example.name
     );
@@ -188,10 +167,10 @@ fn check(example: &Example) {
 
 /// Asked for one key by name, the example prints that value.
 fn check_value_on_request(example: &Example) {
-    let agent = Agent::start(&[]);
-    let out = example.run(&agent.socket, &["API_KEY"], false);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{}: {stderr}", example.name);
+    let served = Served::start(&[]);
+    let out = example.run(served.socket(), &["API_KEY"], false);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert_eq!(out.code, 0, "{}: {stderr}", example.name);
     assert!(
         stdout.contains(&format!("API_KEY={SENTINEL}")),
         "{}: the value asked for is not printed: {stdout}",
@@ -202,16 +181,12 @@ fn check_value_on_request(example: &Example) {
 /// A peer of another uid is refused with exit 10 and a clear message, and its attempt
 /// consumes nothing: the agent's own uid still gets the document afterwards.
 fn check_refused(example: &Example) {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the 403 check runs the example as uid {OTHER}: run the tests as root (as CI does)"
-    );
-    let agent = Agent::start(&["--socket-mode", "0666"]);
-    let out = example.run(&agent.socket, &[], true);
-    let (stdout, stderr) = text(&out);
+    require_root(&format!("the 403 check runs the example as uid {NOBODY}"));
+    let served = Served::start(&["--socket-mode", "0666"]);
+    let out = example.run(served.socket(), &[], true);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert_eq!(
-        out.status.code(),
-        Some(10),
+        out.code, 10,
         "{}: another uid is not refused\nstdout: {stdout}\nstderr: {stderr}",
         example.name
     );
@@ -220,90 +195,57 @@ fn check_refused(example: &Example) {
         "{}: the refusal is not reported: {stderr}",
         example.name
     );
-    let mine = example.run(&agent.socket, &[], false);
-    assert_eq!(
-        mine.status.code(),
-        Some(0),
-        "{}: {}",
-        example.name,
-        text(&mine).1
-    );
-}
-
-fn tool(name: &str, install: &str) -> PathBuf {
-    secret_zero_testbed::tools::which(name).unwrap_or_else(|| {
-        panic!("{name} not found on PATH: install it with `{install}` (scripts/test.sh does)")
-    })
+    let mine = example.run(served.socket(), &[], false);
+    assert_eq!(mine.code, 0, "{}: {}", example.name, mine.stderr);
 }
 
 fn python() -> Example {
-    Example {
-        name: "python",
-        program: tool("python3", "apt-get install -y python3"),
-        args: vec!["read_secret.py".into()],
-        dir: examples_dir().join("python"),
-        env: vec![],
-    }
+    static STAGED: OnceLock<Staged> = OnceLock::new();
+    let python = tools::require("python3", "apt-get install -y python3");
+    let stage = staged(&STAGED, "python", |_, _| {});
+    Example::new("python", stage, &python, &["read_secret.py"])
 }
 
 fn node() -> Example {
-    Example {
-        name: "node",
-        program: tool("node", "apt-get install -y nodejs"),
-        args: vec!["read_secret.js".into()],
-        dir: examples_dir().join("node"),
-        env: vec![],
-    }
+    static STAGED: OnceLock<Staged> = OnceLock::new();
+    let node = tools::require("node", "apt-get install -y nodejs");
+    let stage = staged(&STAGED, "node", |_, _| {});
+    Example::new("node", stage, &node, &["read_secret.js"])
 }
 
 /// The Go example, built once (standard library only: no module download, so the
 /// proxy is switched off to prove it).
 fn go() -> Example {
-    static BUILT: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
-    let (binary, _) = BUILT.get_or_init(|| {
-        let go = tool("go", "apt-get install -y golang-go");
-        let out_dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(out_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let binary = out_dir.path().join("read-secret");
+    static STAGED: OnceLock<Staged> = OnceLock::new();
+    let stage = staged(&STAGED, "go", |_, dir| {
+        let go = tools::require("go", "apt-get install -y golang-go");
         let started = Instant::now();
-        let out = Command::new(go)
-            .args(["build", "-o"])
-            .arg(&binary)
-            .arg(".")
-            .current_dir(examples_dir().join("go"))
+        let out = Cmd::new(go)
+            .args(["build", "-o", "read-secret", "."])
+            .current_dir(dir)
+            // The toolchain's own caches, so the standard library is not rebuilt.
+            .env_or_home("GOCACHE", ".cache/go-build")
+            .env_or_home("GOPATH", "go")
             .env("GOPROXY", "off")
             .env("GOFLAGS", "-mod=mod")
             .env("GOTOOLCHAIN", "local")
             .env("CGO_ENABLED", "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "go build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .run();
+        assert!(out.success(), "go build failed: {}", out.stderr);
         eprintln!("go build: {:?}", started.elapsed());
-        (binary, out_dir)
     });
-    Example {
-        name: "go",
-        program: binary.clone(),
-        args: vec![],
-        dir: examples_dir().join("go"),
-        env: vec![],
-    }
+    Example::new("go", stage, &stage.dir.join("read-secret"), &[])
 }
 
 /// The Java example, compiled once with `javac` (`UnixDomainSocketAddress` needs JDK
 /// 16+) and run with `java -cp`: the source launcher (`java ReadSecret.java`, what the
 /// README shows) works too but compiles at every run, seconds each.
 fn java() -> Example {
-    static BUILT: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
+    static STAGED: OnceLock<Staged> = OnceLock::new();
     let install = "apt-get install -y default-jdk-headless";
-    let java = tool("java", install);
-    let (java, classes) = BUILT.get_or_init(|| {
-        let version = Command::new(&java).arg("-version").output().unwrap();
-        let version = String::from_utf8_lossy(&version.stderr).into_owned();
+    let java = tools::require("java", install);
+    let stage = staged(&STAGED, "java", |shared, dir| {
+        let version = Cmd::new(&java).arg("-version").run().stderr;
         let major: u32 = version
             .split('"')
             .nth(1)
@@ -314,80 +256,56 @@ fn java() -> Example {
             major >= 16,
             "java {major} is too old for UnixDomainSocketAddress: install JDK 16+ with `{install}`\n{version}"
         );
-        let javac = tool("javac", install);
-        let classes = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(classes.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        let javac = tools::require("javac", install);
         let started = Instant::now();
-        let out = Command::new(javac)
+        let out = Cmd::new(javac)
             .arg("-d")
-            .arg(classes.path())
+            .arg(shared.subdir("classes"))
             .arg("ReadSecret.java")
-            .current_dir(examples_dir().join("java"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "javac failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .current_dir(dir)
+            .run();
+        assert!(out.success(), "javac failed: {}", out.stderr);
         eprintln!("javac: {:?}", started.elapsed());
-        (java, classes)
     });
-    Example {
-        name: "java",
-        program: java.clone(),
-        args: vec![
-            "-cp".into(),
-            classes.path().display().to_string(),
-            "ReadSecret".into(),
-        ],
-        dir: examples_dir().join("java"),
-        env: vec![],
-    }
+    let classes = stage.shared.join("classes").display().to_string();
+    Example::new("java", stage, &java, &["-cp", &classes, "ReadSecret"])
 }
 
 fn shell(way: &str) -> Example {
+    static STAGED: OnceLock<Staged> = OnceLock::new();
     let path = format!(
         "{}:{}",
-        Path::new(BIN).parent().unwrap().display(),
+        bin::secret_zero().parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut args = vec!["read_secret.sh".to_string()];
+    let mut args = vec!["read_secret.sh"];
     if way == "curl" {
-        tool("curl", "apt-get install -y curl");
-        args.push("curl".into());
+        tools::require("curl", "apt-get install -y curl");
+        args.push("curl");
     }
-    Example {
-        name: if way == "curl" {
-            "shell (curl)"
-        } else {
-            "shell (secret-zero get)"
-        },
-        program: tool("sh", "apt-get install -y dash"),
-        args,
-        dir: examples_dir().join("shell"),
-        env: vec![("PATH".into(), path)],
-    }
+    let name = if way == "curl" {
+        "shell (curl)"
+    } else {
+        "shell (secret-zero get)"
+    };
+    let sh = tools::require("sh", "apt-get install -y dash");
+    let stage = staged(&STAGED, "shell", |_, _| {});
+    let mut example = Example::new(name, stage, &sh, &args);
+    example.cmd.env("PATH", path);
+    example
 }
 
-/// The cargo example, built by `cargo test` next to this test's executable.
+/// The cargo example, built by `cargo test` next to this test's executable, copied
+/// out of the target directory.
 fn rust() -> Example {
-    let exe = std::env::current_exe().unwrap();
-    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-    let program = examples.join("read_secret");
-    assert!(
-        program.is_file(),
-        "{} is missing: `cargo test` builds the examples; run `cargo build --examples`",
-        program.display()
-    );
-    Example {
-        name: "rust",
-        program,
-        args: vec![],
-        dir: examples_dir(),
-        env: vec![],
-    }
+    static STAGED: OnceLock<Staged> = OnceLock::new();
+    let stage = STAGED.get_or_init(|| {
+        let shared = SharedDir::new();
+        let dir = shared.subdir("rust");
+        shared.copy(&bin::example("read_secret"), "rust/read_secret");
+        Staged { shared, dir }
+    });
+    Example::new("rust", stage, &stage.dir.join("read_secret"), &[])
 }
 
 #[test]
@@ -437,8 +355,8 @@ fn the_rust_client_example_reads_once_then_reports_410() {
 #[test]
 fn the_rust_client_types_each_refusal() {
     use secret_zero::client::{self, ClientError, SocketSpec};
-    let agent = Agent::start(&[]);
-    let socket = SocketSpec::Path(agent.socket.clone());
+    let served = Served::start(&[]);
+    let socket = SocketSpec::Path(served.socket().to_path_buf());
     let document = client::fetch_json_blocking(&socket).unwrap();
     assert_eq!(document.keys().unwrap(), ["API_KEY", "DB_PASSWORD", "port"]);
     assert_eq!(
@@ -472,7 +390,7 @@ fn the_rust_client_types_each_refusal() {
     let gone = runtime.block_on(client::fetch_json(&socket)).unwrap_err();
     assert!(matches!(gone, ClientError::Gone { .. }), "{gone:?}");
 
-    let absent = SocketSpec::Path(agent.dir.path().join("absent.sock"));
+    let absent = SocketSpec::Path(served.dir.join("absent.sock"));
     let unreachable = client::fetch_json_blocking(&absent).unwrap_err();
     assert!(
         matches!(unreachable, ClientError::Unreachable { .. }),

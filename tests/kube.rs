@@ -31,8 +31,7 @@ fn pod_files(double: &KubeDouble, dir: &Path, ns: &str, sa: &str) -> ClusterSour
 }
 
 async fn admin(double: &KubeDouble, dir: &Path) -> Secrets {
-    let path = dir.join("kubeconfig");
-    double.write_kubeconfig(&path, &double.admin_token());
+    let path = double.admin_kubeconfig(dir);
     let (client, _) = connect(&ClusterSource::Kubeconfig(Some(path)))
         .await
         .unwrap();
@@ -189,13 +188,9 @@ async fn missing_configuration_is_a_clear_input_error() {
 async fn an_unreachable_api_is_transient() {
     let double = KubeDouble::start();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kubeconfig");
-    double.write_kubeconfig(&path, &double.admin_token());
-    let (client, _) = connect(&ClusterSource::Kubeconfig(Some(path)))
-        .await
-        .unwrap();
+    let secrets = admin(&double, dir.path()).await;
     drop(double);
-    let err = Secrets::new(client).get("shop", "a").await.unwrap_err();
+    let err = secrets.get("shop", "a").await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(Error::from(err).exit_code(), exit::KUBE_UNAVAILABLE);
 }

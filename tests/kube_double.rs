@@ -3,103 +3,22 @@
 //! and the standalone `kube-double` binary driven by kubectl.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use secret_zero_testbed::bin;
+use secret_zero_testbed::cmd::{Cmd, Sink};
 use secret_zero_testbed::kube_double::{KubeDouble, Rule};
+use secret_zero_testbed::kubectl::Kubectl;
+use secret_zero_testbed::wait::Poll;
 use serde_json::{Value, json};
 
 const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
-
-/// A directory removed on drop (the main package has no tempfile).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("kube-double-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// kubectl with its own HOME (discovery cache and all), so ~/.kube is never touched.
-struct Kubectl {
-    dir: TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    /// kubectl logged in to `double` with `token`.
-    fn new(double: &KubeDouble, token: &str) -> Kubectl {
-        let dir = TempDir::new();
-        let kubeconfig = dir.path().join("kubeconfig");
-        double.write_kubeconfig(&kubeconfig, token);
-        Kubectl { dir, kubeconfig }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(kubectl_binary())
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubectl")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 stdout")
-    }
-
-    /// Runs and expects failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} should have failed, printed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).expect("UTF-8 stderr")
-    }
-
-    fn write(&self, name: &str, content: &Value) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, content.to_string()).expect("write manifest");
-        path.to_string_lossy().into_owned()
-    }
-}
-
-fn kubectl_binary() -> PathBuf {
-    secret_zero_testbed::tools::which("kubectl")
-        .unwrap_or_else(|| panic!("install kubectl: apt-get install kubernetes-client"))
-}
 
 /// The claims of a JWT, unverified (verification is the TokenReview tests' job).
 fn jwt_claims(jwt: &str) -> Value {
@@ -120,7 +39,7 @@ fn review(double: &KubeDouble, caller: &str, token: &str, audiences: &[&str]) ->
 #[test]
 fn kubectl_manages_secrets() {
     let double = KubeDouble::start();
-    let kubectl = Kubectl::new(&double, &double.admin_token());
+    let kubectl = Kubectl::admin(&double);
 
     // Typed command: kubectl sends this one as protobuf.
     let out = kubectl.ok(&[
@@ -234,7 +153,7 @@ fn kubectl_manages_secrets() {
 fn kubectl_create_token_carries_the_real_claims() {
     let double = KubeDouble::start();
     let uid = double.create_service_account("shop", "app");
-    let kubectl = Kubectl::new(&double, &double.admin_token());
+    let kubectl = Kubectl::admin(&double);
 
     let token = kubectl.ok(&[
         "create",
@@ -309,9 +228,9 @@ fn kubectl_with_a_bad_token_is_unauthorized() {
     assert!(err.contains(logged_out), "{err}");
 
     // With discovery cached from an earlier good login, the 401 comes from the GET itself.
-    let kubectl = Kubectl::new(&double, &double.admin_token());
+    let kubectl = Kubectl::admin(&double);
     kubectl.ok(&["get", "secrets"]);
-    double.write_kubeconfig(&kubectl.kubeconfig, "not-a-token");
+    double.write_kubeconfig(kubectl.kubeconfig(), "not-a-token");
     let err = kubectl.fails(&["get", "secrets"]);
     assert!(
         err.contains("error: You must be logged in to the server (Unauthorized)"),
@@ -359,11 +278,10 @@ fn kubectl_is_forbidden_what_rbac_does_not_grant() {
     assert!(err.contains(r#"cannot create resource "serviceaccounts/token" in API group "" in the namespace "shop""#), "{err}");
 }
 
-async fn kube_client(double: &KubeDouble, dir: &TempDir) -> Client {
+async fn kube_client(double: &KubeDouble, dir: &Path) -> Client {
     // The test build enables both rustls providers; pick ours before kube builds TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let path = dir.path().join("kubeconfig");
-    double.write_kubeconfig(&path, &double.admin_token());
+    let path = double.admin_kubeconfig(dir);
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -381,8 +299,8 @@ fn api_error(err: kube::Error) -> (u16, String, String) {
 #[tokio::test]
 async fn kube_crate_reads_lists_and_updates_with_resource_versions() {
     let double = KubeDouble::start();
-    let dir = TempDir::new();
-    let client = kube_client(&double, &dir).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = kube_client(&double, dir.path()).await;
     for (name, labels) in [
         (
             "a",
@@ -688,54 +606,11 @@ fn oidc_discovery_is_public_and_matches_the_tokens() {
     assert_eq!((code, &version["major"]), (200, &json!("1")));
 }
 
-/// The `kube-double` binary next to this test's target directory.
-fn kube_double_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let binary = profile_dir.join("kube-double");
-    // `cargo test -p secret-zero` does not build the test bed's binaries; make sure it
-    // is there and current (a no-op when it is), in the same profile as this test.
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "secret-zero-testbed",
-            "--bin",
-            "kube-double",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        build.arg("--release");
-    }
-    let built = build.status();
-    assert!(
-        binary.is_file(),
-        "{} is missing ({built:?}): build it with `cargo build -p secret-zero-testbed --bin kube-double`",
-        binary.display()
-    );
-    binary
-}
-
-/// Kills the child if the test fails before it exits on its own.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn standalone_binary_serves_kubectl() {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    let child = Command::new(kube_double_binary())
+    let mut child = Cmd::new(bin::kube_double())
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args([
@@ -744,14 +619,11 @@ fn standalone_binary_serves_kubectl() {
             "--grant",
             "shop/app=get,list:secrets",
         ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kube-double");
-    let mut child = Reaper(child);
+        .stdin_piped()
+        .stderr(Sink::Inherit)
+        .spawn();
     let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
+    BufReader::new(child.child().stdout.take().unwrap())
         .read_line(&mut line)
         .expect("ready line");
     let ready: Value =
@@ -772,83 +644,44 @@ fn standalone_binary_serves_kubectl() {
     let pem = ready["signing_public_key_pem"].as_str().unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
 
-    let kubectl = |args: &[&str]| {
-        Command::new(kubectl_binary())
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .env("HOME", dir.path())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubectl")
-    };
-    let empty = kubectl(&["get", "secrets", "-n", "shop"]);
-    assert!(empty.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&empty.stderr).trim(),
-        "No resources found in shop namespace."
-    );
-    assert!(
-        kubectl(&[
-            "create",
-            "secret",
-            "generic",
-            "app-secrets",
-            "-n",
-            "shop",
-            "--from-literal=a=b"
-        ])
-        .status
-        .success()
-    );
-    let listed = kubectl(&["get", "secrets", "-n", "shop", "-o", "name"]);
-    assert_eq!(
-        String::from_utf8_lossy(&listed.stdout).trim(),
-        "secret/app-secrets"
-    );
+    let kubectl = Kubectl::with_kubeconfig(&kubeconfig);
+    let empty = kubectl.run(&["get", "secrets", "-n", "shop"]);
+    assert!(empty.success());
+    assert_eq!(empty.stderr.trim(), "No resources found in shop namespace.");
+    kubectl.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "app-secrets",
+        "-n",
+        "shop",
+        "--from-literal=a=b",
+    ]);
+    let listed = kubectl.ok(&["get", "secrets", "-n", "shop", "-o", "name"]);
+    assert_eq!(listed.trim(), "secret/app-secrets");
 
     // The granted ServiceAccount works at run time too, through kubectl create token.
-    let token = kubectl(&["create", "token", "app", "-n", "shop"]);
-    assert!(token.status.success());
-    let token = String::from_utf8(token.stdout).unwrap();
+    let token = kubectl.ok(&["create", "token", "app", "-n", "shop"]);
     let sa_kubeconfig = dir.path().join("app-kubeconfig");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     let admin = ready["admin_token"].as_str().unwrap();
     std::fs::write(&sa_kubeconfig, text.replace(admin, token.trim())).unwrap();
-    let as_app = Command::new(kubectl_binary())
-        .arg("--kubeconfig")
-        .arg(&sa_kubeconfig)
-        .args([
-            "get",
-            "secret",
-            "app-secrets",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.data.a}",
-        ])
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&as_app.stdout),
-        "Yg==",
-        "{}",
-        String::from_utf8_lossy(&as_app.stderr)
-    );
+    let as_app = Kubectl::with_kubeconfig(&sa_kubeconfig).run(&[
+        "get",
+        "secret",
+        "app-secrets",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.data.a}",
+    ]);
+    assert_eq!(as_app.stdout, "Yg==", "{}", as_app.stderr);
 
     // Closing stdin stops it.
-    drop(child.0.stdin.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            assert!(status.success(), "kube-double exited with {status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kube-double did not stop when stdin closed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    drop(child.child().stdin.take());
+    let status = Poll::within(Duration::from_secs(10)).eventually(
+        || child.exited(),
+        || "kube-double did not stop when stdin closed".into(),
+    );
+    assert!(status.success(), "kube-double exited with {status}");
 }

@@ -4,9 +4,6 @@
 //! versions, concurrent writers, dry runs, idempotence, `--retire`/`--trim` across
 //! namespaces, permission failures, and a loop of SIGKILLs at random moments.
 
-#[path = "serve/bed.rs"]
-#[allow(dead_code)]
-mod bed;
 mod rotate {
     pub mod rig;
 }
@@ -16,15 +13,27 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bed::{KEY, json_of};
-use rotate::rig::{PLAIN_KEY, POLICY_FILE, Rig, Sealed};
+use rotate::rig::{POLICY_FILE, Rig, Sealed, Summary};
+use secret_zero_testbed::assert_eventually;
+use secret_zero_testbed::bed::{DERIVED as KEY, PLAIN as PLAIN_KEY};
+use secret_zero_testbed::cmd::Cmd;
 use secret_zero_testbed::kube_double::KubeDouble;
+use secret_zero_testbed::text::{b64, json_of};
+use secret_zero_testbed::wait::Poll;
+use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
 fn count(summary: &Value, field: &str) -> u64 {
     summary[field]
         .as_u64()
         .unwrap_or_else(|| panic!("summary has no {field}: {summary}"))
+}
+
+/// Each `(field, value)` of the summary, or a panic naming the field.
+fn assert_counts(summary: &Value, want: &[(&str, u64)]) {
+    for (field, value) in want {
+        assert_eq!(count(summary, field), *value, "{field}: {summary}");
+    }
 }
 
 fn puts(requests: &[String]) -> Vec<&String> {
@@ -36,17 +45,11 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
     let rig = Rig::new();
     // Mixed versions: sealed at v1, v2 and v3 of the derived key, in two namespaces.
     let mut all = Vec::new();
-    for i in 0..4 {
-        all.push(rig.seal("shop", &format!("v1-{i}"), KEY, true));
-    }
+    all.extend(rig.seal_many("shop", 4, KEY, |i| format!("v1-{i}")));
     rig.rotate_as_root(KEY);
-    for i in 0..4 {
-        all.push(rig.seal("bank", &format!("v2-{i}"), KEY, true));
-    }
+    all.extend(rig.seal_many("bank", 4, KEY, |i| format!("v2-{i}")));
     rig.rotate_as_root(KEY);
-    for i in 0..4 {
-        all.push(rig.seal("shop", &format!("v3-{i}"), KEY, true));
-    }
+    all.extend(rig.seal_many("shop", 4, KEY, |i| format!("v3-{i}")));
     // Under another key, and unlabelled: not ours to touch.
     let other = rig.seal("shop", "other-key", PLAIN_KEY, false);
     let other_before = rig.object(&other);
@@ -57,15 +60,14 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
     // The CronJob way: log in with the rotator's ServiceAccount (kubernetes auth, role
     // bound to exactly the shipped policy); list/update Secrets cluster-wide.
     let kubeconfig = rig.kubeconfig_for("rotator", &["get", "list", "update"]);
-    rig.bed.bao.write(
-        "auth/kubernetes/role/rotator",
-        json!({
-            "bound_service_account_names": ["rotator"],
-            "bound_service_account_namespaces": ["secret-zero"],
-            "audience": "vault",
-            "token_policies": ["rotator"],
-            "token_ttl": "5m",
-        }),
+    wiring::kubernetes_role_with(
+        &rig.bed.bao,
+        "rotator",
+        "secret-zero",
+        "rotator",
+        &["rotator"],
+        "5m",
+        0,
     );
     let jwt = rig.bed.token_file("secret-zero", "rotator", "vault", 600);
     let jwt = jwt.display().to_string();
@@ -84,18 +86,22 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
             &jwt,
         ],
     );
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "secrets_scanned"), 12, "{summary}");
-    assert_eq!(count(&summary, "rewrapped"), 12, "{summary}");
-    assert_eq!(count(&summary, "unchanged"), 0, "{summary}");
-    assert_eq!(count(&summary, "failed"), 0, "{summary}");
-    assert_eq!(count(&summary, "key_version_before"), 3, "{summary}");
-    assert_eq!(count(&summary, "key_version_after"), 4, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[
+            ("secrets_scanned", 12),
+            ("rewrapped", 12),
+            ("unchanged", 0),
+            ("failed", 0),
+            ("key_version_before", 3),
+            ("key_version_after", 4),
+        ],
+    );
     assert_eq!(summary["rotated"], json!(true));
     assert_eq!(summary["retired_to"], Value::Null);
     // All 12 are bound: ceil(12 / 5) = 3 batches, no more.
-    assert_eq!(count(&summary, "rewrap_requests"), 3, "{summary}");
+    assert_counts(&summary, &[("rewrap_requests", 3)]);
     assert!(count(&summary, "vault_requests") >= 6, "{summary}");
     assert!(count(&summary, "kube_requests") >= 13, "{summary}");
     assert!(summary["duration_ms"].is_u64(), "{summary}");
@@ -108,7 +114,7 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
     for s in &all {
         assert_eq!(rig.version(s), 4, "{} not rewrapped", s.id());
         let object = rig.object(s);
-        assert_eq!(object["data"]["unrelated"], json!(bed::b64(b"kept as is")));
+        assert_eq!(object["data"]["unrelated"], json!(b64(b"kept as is")));
         assert_eq!(object["metadata"]["labels"]["app"], json!(s.name));
     }
     rig.assert_all_decrypt(&all, "after rotate");
@@ -136,7 +142,9 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
         token.trim(),
         "POST",
         &format!("transit/decrypt/{KEY}"),
-        Some(json!({"ciphertext": rig.ciphertext(&all[0]), "context": bed::b64(all[0].id().as_bytes())})),
+        Some(
+            json!({"ciphertext": rig.ciphertext(&all[0]), "context": b64(all[0].id().as_bytes())}),
+        ),
     );
     assert_eq!(refused.unwrap_err().status, 403);
 }
@@ -160,9 +168,8 @@ fn old_layout_secrets_are_rotated_when_named() {
         "--secret",
         "bank/legacy-2",
     ]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 2, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(&summary, &[("rewrapped", 2)]);
     assert!(
         rig.requests_since(mark)
             .iter()
@@ -190,11 +197,11 @@ fn old_layout_secrets_are_rotated_when_named() {
         "shop/legacy-1#secrets.json",
         "--no-rotate",
     ]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "secrets_scanned"), 2, "{summary}");
-    assert_eq!(count(&summary, "rewrapped"), 1, "{summary}");
-    assert_eq!(count(&summary, "unchanged"), 1, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[("secrets_scanned", 2), ("rewrapped", 1), ("unchanged", 1)],
+    );
     assert_eq!(rig.version(&labelled), 2);
 
     // serve reads the old layout with flags alone, after rotation.
@@ -226,34 +233,29 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
     // A plain key ignores the context, so identity-annotated and unbound Secrets can
     // share it; Vault wants a context in every item of a batch or in none.
     let mut all = Vec::new();
-    for i in 0..5 {
-        all.push(rig.seal("default", &format!("app-{i}"), PLAIN_KEY, true));
-    }
+    all.extend(rig.seal_many("default", 5, PLAIN_KEY, |i| format!("app-{i}")));
     all.push(rig.seal("default", "plain", PLAIN_KEY, false));
 
     // Dry run, flags from the environment only; default namespace from the kubeconfig.
     let mark = rig.request_mark();
-    let out = std::process::Command::new(bed::BIN)
+    let run = Cmd::secret_zero()
         .arg("rotate")
         .env("SECRET_ZERO_TRANSIT_KEY", PLAIN_KEY)
         .env("SECRET_ZERO_DRY_RUN", "true")
         .env("SECRET_ZERO_KUBECONFIG", &rig.admin_kubeconfig)
         .env("SECRET_ZERO_VAULT_TOKEN_FILE", &rig.token_file)
         .env("VAULT_ADDR", rig.bed.bao.addr())
-        .env_remove("VAULT_TOKEN")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let summary: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        .run();
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
+    let summary = run.summary();
     assert_eq!(summary["dry_run"], json!(true));
-    assert_eq!(count(&summary, "to_rewrap"), 6, "{summary}");
-    assert_eq!(count(&summary, "rewrapped"), 0, "{summary}");
-    assert_eq!(count(&summary, "key_version_after"), 2, "{summary}");
+    assert_counts(
+        &summary,
+        &[("to_rewrap", 6), ("rewrapped", 0), ("key_version_after", 2)],
+    );
     assert_eq!(summary["rotated"], json!(false));
-    assert_eq!(count(&summary, "rewrap_requests"), 0, "{summary}");
+    assert_counts(&summary, &[("rewrap_requests", 0)]);
     assert!(stderr.contains("would rewrap"), "{stderr}");
     assert!(puts(&rig.requests_since(mark)).is_empty());
     assert_eq!(rig.latest(PLAIN_KEY), 1, "a dry run rotated the key");
@@ -263,21 +265,23 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
 
     // The real run: bound and unbound apart, so 2 rewrap requests (≤ 1 + ceil(6/100)).
     let run = rig.rotate(&["--transit-key", PLAIN_KEY]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 6, "{summary}");
-    assert_eq!(count(&summary, "rewrap_requests"), 2, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(&summary, &[("rewrapped", 6), ("rewrap_requests", 2)]);
     rig.assert_all_decrypt(&all, "after rotate");
 
     // A second run without rotation: everything is current, nothing is written.
     let mark = rig.request_mark();
     let run = rig.rotate(&["--transit-key", PLAIN_KEY, "--no-rotate"]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "unchanged"), 6, "{summary}");
-    assert_eq!(count(&summary, "rewrapped"), 0, "{summary}");
-    assert_eq!(count(&summary, "rewrap_requests"), 0, "{summary}");
-    assert_eq!(count(&summary, "kube_requests"), 1, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[
+            ("unchanged", 6),
+            ("rewrapped", 0),
+            ("rewrap_requests", 0),
+            ("kube_requests", 1),
+        ],
+    );
     let requests = rig.requests_since(mark);
     assert!(puts(&requests).is_empty(), "{requests:?}");
     assert_eq!(rig.latest(PLAIN_KEY), 2);
@@ -287,7 +291,7 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
         let doc = Rig::doc("behind");
         let answer = rig.bed.bao.write(
             &format!("transit/encrypt/{PLAIN_KEY}"),
-            json!({"plaintext": bed::b64(&doc), "context": bed::b64(b"default/behind"), "key_version": 1}),
+            json!({"plaintext": b64(&doc), "context": b64(b"default/behind"), "key_version": 1}),
         );
         let ct = answer["data"]["ciphertext"].as_str().unwrap().to_string();
         assert!(ct.starts_with("vault:v1:"));
@@ -297,7 +301,7 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
                 "labels": {"app.kubernetes.io/managed-by": "secret-zero"},
                 "annotations": {"secret-zero.dev/transit-key": PLAIN_KEY, "secret-zero.dev/binding": "identity"},
             },
-            "data": {"ciphertext": bed::b64(ct.as_bytes())},
+            "data": {"ciphertext": b64(ct.as_bytes())},
         }));
         Sealed {
             ns: "default".into(),
@@ -310,11 +314,11 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
     };
     let mark = rig.request_mark();
     let run = rig.rotate(&["--transit-key", PLAIN_KEY, "--no-rotate"]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 1, "{summary}");
-    assert_eq!(count(&summary, "unchanged"), 6, "{summary}");
-    assert_eq!(count(&summary, "rewrap_requests"), 1, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[("rewrapped", 1), ("unchanged", 6), ("rewrap_requests", 1)],
+    );
     assert_eq!(
         puts(&rig.requests_since(mark)),
         vec!["PUT /api/v1/namespaces/default/secrets/behind"]
@@ -326,9 +330,7 @@ fn dry_run_and_a_second_no_rotate_run_write_nothing() {
 #[test]
 fn a_concurrent_writer_keeps_its_change_and_the_secret_ends_rewrapped() {
     let rig = Rig::new();
-    let all: Vec<Sealed> = (0..120)
-        .map(|i| rig.seal("shop", &format!("busy-{i:03}"), KEY, true))
-        .collect();
+    let all: Vec<Sealed> = rig.seal_many("shop", 120, KEY, |i| format!("busy-{i:03}"));
 
     // Another controller relabels Secrets in a loop, the proper way: GET, change a
     // label, PUT with the resourceVersion it read, again on 409. It remembers the last
@@ -349,18 +351,17 @@ fn a_concurrent_writer_keeps_its_change_and_the_secret_ends_rewrapped() {
             n
         });
         // Let the writer get going, then rotate under it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while stored.lock().unwrap().len() < 3 {
-            assert!(Instant::now() < deadline, "the writer made no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert_eventually!(
+            Poll::within(Duration::from_secs(10)).every(Duration::from_millis(5));
+            stored.lock().unwrap().len() >= 3,
+            "the writer made no progress"
+        );
         let run = rig.rotate(&["--transit-key", KEY, "-n", "shop", "--batch-size", "10"]);
         stop.store(true, Ordering::Relaxed);
         (run, writer.join().unwrap())
     });
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "failed"), 0, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(&summary, &[("failed", 0)]);
     assert!(
         count(&summary, "conflicts_retried") >= 1,
         "the race never happened ({writes} writer attempts): {summary}\n{}",
@@ -410,9 +411,7 @@ fn relabel(double: &KubeDouble, ns: &str, name: &str, n: u64) -> bool {
 #[test]
 fn retire_refuses_while_a_secret_in_another_namespace_lags_then_retires_and_trims() {
     let rig = Rig::new();
-    let mut all: Vec<Sealed> = (0..4)
-        .map(|i| rig.seal("shop", &format!("app-{i}"), KEY, true))
-        .collect();
+    let mut all: Vec<Sealed> = rig.seal_many("shop", 4, KEY, |i| format!("app-{i}"));
     let laggard = rig.seal("bank", "vault-door", KEY, true);
     all.push(laggard.clone());
     // A ciphertext as it was before rotation: after retiring it must be useless.
@@ -422,7 +421,7 @@ fn retire_refuses_while_a_secret_in_another_namespace_lags_then_retires_and_trim
     let run = rig.rotate(&["--transit-key", KEY, "-n", "shop", "--retire"]);
     run.expect(15);
     let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 4, "{summary}");
+    assert_counts(&summary, &[("rewrapped", 4)]);
     assert_eq!(
         summary["laggards"],
         json!(["bank/vault-door (v1)"]),
@@ -436,33 +435,24 @@ fn retire_refuses_while_a_secret_in_another_namespace_lags_then_retires_and_trim
     assert!(rig.decrypt(&all[0], &saved).is_ok());
 
     // A dry run over bank says retiring would now work, and changes nothing.
-    let run = rig.rotate(&[
+    let bank = [
         "--transit-key",
         KEY,
         "-n",
         "bank",
         "--no-rotate",
         "--retire",
-        "--dry-run",
-    ]);
+    ];
+    let run = rig.rotate(&[&bank[..], &["--dry-run"]].concat());
     run.expect(0);
     assert!(run.stderr.contains("would retire"), "{}", run.stderr);
     assert_eq!(rig.key_info(KEY)["min_decryption_version"], json!(1));
     assert_eq!(rig.version(&laggard), 1);
 
     // Rewrap bank without rotating again: now nothing lags, and the old version retires.
-    let run = rig.rotate(&[
-        "--transit-key",
-        KEY,
-        "-n",
-        "bank",
-        "--no-rotate",
-        "--retire",
-    ]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 1, "{summary}");
-    assert_eq!(count(&summary, "retired_to"), 2, "{summary}");
+    let run = rig.rotate(&bank);
+    let summary = run.expect(0).summary();
+    assert_counts(&summary, &[("rewrapped", 1), ("retired_to", 2)]);
     assert_eq!(summary["trimmed_to"], Value::Null);
     let info = rig.key_info(KEY);
     assert_eq!(info["min_decryption_version"], json!(2), "{info}");
@@ -477,11 +467,11 @@ fn retire_refuses_while_a_secret_in_another_namespace_lags_then_retires_and_trim
 
     // Rotate again everywhere, retire and trim: the old versions are deleted for good.
     let run = rig.rotate(&["--transit-key", KEY, "-A", "--retire", "--trim"]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 5, "{summary}");
-    assert_eq!(count(&summary, "retired_to"), 3, "{summary}");
-    assert_eq!(count(&summary, "trimmed_to"), 3, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[("rewrapped", 5), ("retired_to", 3), ("trimmed_to", 3)],
+    );
     let info = rig.key_info(KEY);
     assert_eq!(info["min_available_version"], json!(3), "{info}");
     assert_eq!(info["keys"].as_object().unwrap().len(), 1, "{info}");
@@ -496,12 +486,8 @@ fn retire_refuses_while_a_secret_in_another_namespace_lags_then_retires_and_trim
 fn sigkill_at_random_moments_leaves_every_secret_decryptable_and_a_rerun_converges() {
     let rig = Rig::new();
     let mut all = Vec::new();
-    for i in 0..40 {
-        all.push(rig.seal("shop", &format!("kill-{i:02}"), KEY, true));
-    }
-    for i in 0..10 {
-        all.push(rig.seal("bank", &format!("kill-{i:02}"), KEY, true));
-    }
+    all.extend(rig.seal_many("shop", 40, KEY, |i| format!("kill-{i:02}")));
+    all.extend(rig.seal_many("bank", 10, KEY, |i| format!("kill-{i:02}")));
     let args = [
         "--transit-key",
         KEY,
@@ -524,14 +510,14 @@ fn sigkill_at_random_moments_leaves_every_secret_decryptable_and_a_rerun_converg
             break;
         }
         let mut child = rig.spawn_rotate(&args);
+        // The experiment itself: a kill at a random moment of a run, not a wait.
         let at = full.mul_f64(fastrand::f64() * 1.1);
         std::thread::sleep(at);
-        if child.try_wait().unwrap().is_some() {
+        if child.exited().is_some() {
             finished += 1;
             continue;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
         kills += 1;
 
         // Whatever the moment, every Secret decrypts, and nothing still in use is retired.
@@ -568,7 +554,7 @@ fn sigkill_at_random_moments_leaves_every_secret_decryptable_and_a_rerun_converg
     run.expect(0);
     let latest = rig.latest(KEY);
     let summary = run.summary();
-    assert_eq!(count(&summary, "retired_to"), latest, "{summary}");
+    assert_counts(&summary, &[("retired_to", latest)]);
     for s in &all {
         assert_eq!(rig.version(s), latest, "{}", s.id());
     }
@@ -580,9 +566,7 @@ fn sigkill_at_random_moments_leaves_every_secret_decryptable_and_a_rerun_converg
 #[test]
 fn without_rotate_capability_the_run_stops_cleanly() {
     let rig = Rig::new();
-    let all: Vec<Sealed> = (0..3)
-        .map(|i| rig.seal("shop", &format!("app-{i}"), KEY, true))
-        .collect();
+    let all: Vec<Sealed> = rig.seal_many("shop", 3, KEY, |i| format!("app-{i}"));
     // The shipped policy minus its rotate block.
     let policy = std::fs::read_to_string(POLICY_FILE).unwrap();
     let start = policy.find("path \"transit/keys/+/rotate\"").unwrap();
@@ -631,9 +615,7 @@ fn without_rotate_capability_the_run_stops_cleanly() {
 #[test]
 fn a_kube_403_on_update_names_each_secret_and_retires_nothing() {
     let rig = Rig::new();
-    let all: Vec<Sealed> = (0..3)
-        .map(|i| rig.seal("shop", &format!("app-{i}"), KEY, true))
-        .collect();
+    let all: Vec<Sealed> = rig.seal_many("shop", 3, KEY, |i| format!("app-{i}"));
     let kubeconfig = rig.kubeconfig_for("read-only", &["get", "list"]);
 
     let run = rig.rotate_with(
@@ -643,8 +625,7 @@ fn a_kube_403_on_update_names_each_secret_and_retires_nothing() {
     );
     run.expect(14);
     let summary = run.summary();
-    assert_eq!(count(&summary, "failed"), 3, "{summary}");
-    assert_eq!(count(&summary, "rewrapped"), 0, "{summary}");
+    assert_counts(&summary, &[("failed", 3), ("rewrapped", 0)]);
     assert_eq!(summary["retired_to"], Value::Null);
     assert_eq!(
         summary["failures"],
@@ -675,15 +656,12 @@ fn a_kube_403_on_update_names_each_secret_and_retires_nothing() {
 fn a_batch_too_big_for_openbao_is_split_not_failed() {
     let rig = Rig::new();
     // OpenBao refuses a body of more than 1,000 JSON strings: 260 bound items is 1,041.
-    let all: Vec<Sealed> = (0..260)
-        .map(|i| rig.seal("shop", &format!("big-{i:03}"), KEY, true))
-        .collect();
+    let all: Vec<Sealed> = rig.seal_many("shop", 260, KEY, |i| format!("big-{i:03}"));
     let run = rig.rotate(&["--transit-key", KEY, "-n", "shop", "--batch-size", "1000"]);
-    run.expect(0);
-    let summary = run.summary();
-    assert_eq!(count(&summary, "rewrapped"), 260, "{summary}");
+    let summary = run.expect(0).summary();
+    assert_counts(&summary, &[("rewrapped", 260)]);
     // One refused request of 260, then two of 130.
-    assert_eq!(count(&summary, "rewrap_requests"), 3, "{summary}");
+    assert_counts(&summary, &[("rewrap_requests", 3)]);
     assert!(run.stderr.contains("too big"), "{}", run.stderr);
     for s in &all {
         assert_eq!(rig.version(s), 2);

@@ -9,16 +9,28 @@ mod bed;
 
 use std::time::Duration;
 
-use bed::{Bed, DERIVED, PLAIN, b64, ciphertext_of, finish, json_of, without_version};
+use bed::{Bed, DERIVED, PLAIN, b64, ciphertext_of, json_of, without_version};
+use secret_zero_testbed::assert_eventually;
+use secret_zero_testbed::cmd::Run;
 use secret_zero_testbed::faults::{FaultServer, closed_addr};
+use secret_zero_testbed::text::{doc_with, logged_accessor, sentinel};
+use secret_zero_testbed::wait::WAIT;
 use serde_json::{Value, json};
 
-fn sentinel() -> String {
-    format!("sz-sentinel-{:016x}", fastrand::u64(..))
-}
-
-fn doc_with(secret: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"db_password": secret, "api_key": "k-123", "port": 5432})).unwrap()
+/// `--transit-key KEY --namespace shop --name NAME --from-file INPUT`, then `extra`.
+fn sealing<'a>(key: &'a str, name: &'a str, input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--transit-key",
+        key,
+        "--namespace",
+        "shop",
+        "--name",
+        name,
+        "--from-file",
+        input,
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Neither the sentinel nor the base64 of the document that carries it.
@@ -53,16 +65,7 @@ fn an_identity_bound_manifest_goes_through_kubectl_apply_to_serve_and_get() {
     let run = bed
         .seal(
             &bed.sealer(),
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                "app-secrets",
-                "--from-file",
-                &input,
-            ],
+            &sealing(DERIVED, "app-secrets", &input, &[]),
             None,
         )
         .ok();
@@ -112,18 +115,7 @@ fn an_unbound_json_manifest_goes_through_kubectl_create_to_serve_and_get() {
     let run = bed
         .seal(
             &bed.sealer(),
-            &[
-                "--transit-key",
-                PLAIN,
-                "--namespace",
-                "shop",
-                "--name",
-                "plain-secrets",
-                "--from-file",
-                &input,
-                "-o",
-                "json",
-            ],
+            &sealing(PLAIN, "plain-secrets", &input, &["-o", "json"]),
             None,
         )
         .ok();
@@ -132,7 +124,7 @@ fn an_unbound_json_manifest_goes_through_kubectl_create_to_serve_and_get() {
         manifest["metadata"]["annotations"]["secret-zero.dev/binding"],
         "none"
     );
-    // Nothing but what DESIGN §1 shows: no status, no stringData, no token.
+    // Nothing but the Secret format of ARCHITECTURE.md: no status, no stringData, no token.
     let keys: Vec<&str> = manifest
         .as_object()
         .unwrap()
@@ -162,18 +154,7 @@ fn apply_creates_secrets_that_serve_delivers_for_both_bindings() {
         let run = bed
             .seal_apply(
                 &sealer,
-                &[
-                    "--transit-key",
-                    key,
-                    "--namespace",
-                    "shop",
-                    "--name",
-                    name,
-                    "--binding",
-                    binding,
-                    "--from-file",
-                    &input,
-                ],
+                &sealing(key, name, &input, &["--binding", binding]),
             )
             .ok();
         assert_eq!(run.stdout, format!("secret/{name} created\n"));
@@ -195,20 +176,12 @@ fn the_old_layout_is_served_with_flags_alone_and_decrypts_directly() {
     let input = bed.file("weather.json", &doc);
     bed.seal_apply(
         &bed.sealer(),
-        &[
-            "--transit-key",
+        &sealing(
             PLAIN,
-            "--namespace",
-            "shop",
-            "--name",
             "weather-api-keys",
-            "--data-key",
-            "secrets.json",
-            "--binding",
-            "none",
-            "--from-file",
             &input,
-        ],
+            &["--data-key", "secrets.json", "--binding", "none"],
+        ),
     )
     .ok();
     let stored = bed.stored("shop", "weather-api-keys");
@@ -249,20 +222,12 @@ fn yaml_input_is_sealed_as_json() {
     let run = bed
         .seal(
             &bed.sealer(),
-            &[
-                "--transit-key",
+            &sealing(
                 DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
                 "from-yaml",
-                "--from-file",
                 &input,
-                "--input-format",
-                "yaml",
-                "-o",
-                "json",
-            ],
+                &["--input-format", "yaml", "-o", "json"],
+            ),
             None,
         )
         .ok();
@@ -283,18 +248,7 @@ fn stdin_input_is_read_with_from_file_dash() {
     let run = bed
         .seal(
             &bed.sealer(),
-            &[
-                "--transit-key",
-                PLAIN,
-                "--namespace",
-                "shop",
-                "--name",
-                "piped",
-                "--from-file",
-                "-",
-                "-o",
-                "json",
-            ],
+            &sealing(PLAIN, "piped", "-", &["-o", "json"]),
             Some(&doc),
         )
         .ok();
@@ -316,7 +270,7 @@ fn seal_against(
     from_file: &str,
     extra: &[&str],
     stdin: Option<&[u8]>,
-) -> bed::Run {
+) -> Run {
     let token = bed.file("token", b"s.not-used");
     let mut args = vec![
         "seal",
@@ -324,16 +278,8 @@ fn seal_against(
         vault.addr(),
         "--vault-token-file",
         &token,
-        "--transit-key",
-        DERIVED,
-        "--namespace",
-        "shop",
-        "--name",
-        "app-secrets",
-        "--from-file",
-        from_file,
     ];
-    args.extend_from_slice(extra);
+    args.extend(sealing(DERIVED, "app-secrets", from_file, extra));
     bed.run_seal(&args, &[], stdin)
 }
 
@@ -467,19 +413,7 @@ fn a_large_document_round_trips_and_a_1_mib_document_is_refused() {
     let doc = big_doc(760 * 1024, &secret);
     let input = bed.file("large.json", &doc);
     let run = bed
-        .seal_apply(
-            &sealer,
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                "large",
-                "--from-file",
-                &input,
-            ],
-        )
+        .seal_apply(&sealer, &sealing(DERIVED, "large", &input, &[]))
         .ok();
     assert_no_plaintext(&run.all(), &secret, &doc);
     let delivered = bed.serve_and_get("shop/large", &[]);
@@ -490,34 +424,12 @@ fn a_large_document_round_trips_and_a_1_mib_document_is_refused() {
     let input = bed.file("huge.json", &doc);
     let writes = bed.secret_writes().len();
     for apply in [false, true] {
-        let args = [
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "huge",
-            "--from-file",
-            &input,
-        ];
+        let args = sealing(DERIVED, "huge", &input, &[]);
         let run = if apply {
             bed.seal_apply(&sealer, &args)
         } else {
             // Also through stdin, the pipeline's way.
-            bed.seal(
-                &sealer,
-                &[
-                    "--transit-key",
-                    DERIVED,
-                    "--namespace",
-                    "shop",
-                    "--name",
-                    "huge",
-                    "--from-file",
-                    "-",
-                ],
-                Some(&doc),
-            )
+            bed.seal(&sealer, &sealing(DERIVED, "huge", "-", &[]), Some(&doc))
         };
         assert_eq!(run.code, 3, "{}", run.stderr);
         assert!(run.stdout.is_empty());
@@ -555,19 +467,7 @@ fn apply_over_an_existing_secret_keeps_foreign_labels_annotations_and_data() {
     let doc = doc_with("updated");
     let input = bed.file("doc.json", &doc);
     let run = bed
-        .seal_apply(
-            &bed.sealer(),
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                "app-secrets",
-                "--from-file",
-                &input,
-            ],
-        )
+        .seal_apply(&bed.sealer(), &sealing(DERIVED, "app-secrets", &input, &[]))
         .ok();
     assert_eq!(run.stdout, "secret/app-secrets updated\n");
 
@@ -610,47 +510,25 @@ fn a_concurrent_update_between_read_and_write_is_retried_and_kept() {
     let doc = doc_with("raced");
     let input = bed.file("doc.json", &doc);
     let token = bed.sealer();
-    let kubeconfig = bed.admin_kubeconfig.display().to_string();
-    let child = bed.command(
-        &[
-            "seal",
-            "--vault-addr",
-            bed.bao.addr(),
-            "--vault-token-file",
-            &token,
-            "--apply",
-            "--kubeconfig",
-            &kubeconfig,
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-        ],
-        &[],
-        false,
-    );
+    let child = bed
+        .seal_apply_cmd(&token, &sealing(DERIVED, "app-secrets", &input, &[]))
+        .spawn();
 
     // Another writer: as soon as seal has read the Secret (and is busy with Vault),
     // it adds a label, as a controller or a colleague might.
+    // Looked for often: the window between that read and seal's write is short.
     const GET: &str = "GET /api/v1/namespaces/shop/secrets/app-secrets";
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !bed.double.requests().iter().any(|r| r == GET) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "seal never read the Secret"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    assert_eventually!(
+        WAIT.every(Duration::from_micros(200));
+        bed.double.requests().iter().any(|r| r == GET),
+        "seal never read the Secret"
+    );
     let mut bumped = bed.stored("shop", "app-secrets");
     bumped["metadata"]["labels"]["bumped-by"] = json!("other-writer");
     bumped["metadata"]["annotations"]["other-note"] = json!("kept");
     bed.double.put_secret(bumped);
 
-    let run = finish(child, None).ok();
+    let run = child.finish().ok();
     assert!(
         run.stderr
             .contains("the Secret changed while sealing; re-reading it and trying again"),
@@ -687,25 +565,13 @@ fn a_concurrent_update_between_read_and_write_is_retried_and_kept() {
 #[test]
 fn a_sealer_that_cannot_decrypt_fails_verification_and_changes_nothing() {
     let bed = Bed::new();
-    let token = bed.token_file(&["encrypt-only"], 0);
+    let token = bed.vault_token_file(&["encrypt-only"], 0);
     let before = existing_secret(&bed, "existing");
     let doc = doc_with("unverifiable");
     let input = bed.file("doc.json", &doc);
 
     for name in ["existing", "absent"] {
-        let run = bed.seal_apply(
-            &token,
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                name,
-                "--from-file",
-                &input,
-            ],
-        );
+        let run = bed.seal_apply(&token, &sealing(DERIVED, name, &input, &[]));
         assert_eq!(run.code, 5, "{}", run.stderr);
         assert!(run.stdout.is_empty(), "{}", run.stdout);
         let line = one_error_line(&run.stderr);
@@ -723,20 +589,7 @@ fn a_sealer_that_cannot_decrypt_fails_verification_and_changes_nothing() {
     assert!(bed.secret_writes().is_empty(), "{:?}", bed.secret_writes());
 
     // The same without a manifest: nothing printed.
-    let run = bed.seal(
-        &token,
-        &[
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "x",
-            "--from-file",
-            &input,
-        ],
-        None,
-    );
+    let run = bed.seal(&token, &sealing(DERIVED, "x", &input, &[]), None);
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 
@@ -744,17 +597,7 @@ fn a_sealer_that_cannot_decrypt_fails_verification_and_changes_nothing() {
     let run = bed
         .seal_apply(
             &token,
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                "absent",
-                "--from-file",
-                &input,
-                "--no-verify",
-            ],
+            &sealing(DERIVED, "absent", &input, &["--no-verify"]),
         )
         .ok();
     assert!(run.stderr.contains("verified=false"), "{}", run.stderr);
@@ -772,20 +615,8 @@ fn a_failed_read_back_verification_puts_the_cluster_back_as_it_was() {
     // A token good for three uses: read the key, encrypt, verify before writing. The
     // fourth, decrypting the Secret read back from the cluster, is refused.
     for name in ["existing", "absent"] {
-        let token = bed.token_file(&["sealer"], 3);
-        let run = bed.seal_apply(
-            &token,
-            &[
-                "--transit-key",
-                DERIVED,
-                "--namespace",
-                "shop",
-                "--name",
-                name,
-                "--from-file",
-                &input,
-            ],
-        );
+        let token = bed.vault_token_file(&["sealer"], 3);
+        let run = bed.seal_apply(&token, &sealing(DERIVED, name, &input, &[]));
         assert_eq!(run.code, 5, "{}", run.stderr);
         assert!(run.stdout.is_empty(), "{}", run.stdout);
         let line = one_error_line(&run.stderr);
@@ -825,20 +656,11 @@ fn a_failed_read_back_verification_puts_the_cluster_back_as_it_was() {
 #[test]
 fn permission_denied_on_encrypt_is_clear_and_writes_nothing() {
     let bed = Bed::new();
-    let token = bed.token_file(&["no-encrypt"], 0);
+    let token = bed.vault_token_file(&["no-encrypt"], 0);
     let doc = doc_with("denied");
     let input = bed.file("doc.json", &doc);
     for apply in [false, true] {
-        let args = [
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-        ];
+        let args = sealing(DERIVED, "app-secrets", &input, &[]);
         let run = if apply {
             bed.seal_apply(&token, &args)
         } else {
@@ -862,18 +684,9 @@ fn a_key_that_does_not_exist_is_clear_and_is_not_created() {
     let bed = Bed::new();
     // Root could upsert a key through encrypt: seal must not.
     let root = bed.file("root-token", bed.bao.root_token().as_bytes());
-    let input = bed.file("doc.json", &doc_with("no-key"));
+    let input = bed.file("doc.json", doc_with("no-key"));
     for apply in [false, true] {
-        let args = [
-            "--transit-key",
-            "no-such-key",
-            "--namespace",
-            "shop",
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-        ];
+        let args = sealing("no-such-key", "app-secrets", &input, &[]);
         let run = if apply {
             bed.seal_apply(&root, &args)
         } else {
@@ -902,34 +715,24 @@ fn a_key_that_does_not_exist_is_clear_and_is_not_created() {
 fn vault_unreachable_is_clear_and_writes_nothing() {
     let bed = Bed::new();
     let token = bed.sealer();
-    let input = bed.file("doc.json", &doc_with("offline"));
+    let input = bed.file("doc.json", doc_with("offline"));
     let kubeconfig = bed.admin_kubeconfig.display().to_string();
     let addr = closed_addr();
     let started = std::time::Instant::now();
-    let run = bed.run_seal(
-        &[
-            "seal",
-            "--vault-addr",
-            &addr,
-            "--vault-token-file",
-            &token,
-            "--retry-timeout",
-            "1s",
-            "--apply",
-            "--kubeconfig",
-            &kubeconfig,
-            "--transit-key",
-            DERIVED,
-            "--namespace",
-            "shop",
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-        ],
-        &[],
-        None,
-    );
+    let mut args = vec![
+        "seal",
+        "--vault-addr",
+        &addr,
+        "--vault-token-file",
+        &token,
+        "--retry-timeout",
+        "1s",
+        "--apply",
+        "--kubeconfig",
+        &kubeconfig,
+    ];
+    args.extend(sealing(DERIVED, "app-secrets", &input, &[]));
+    let run = bed.run_seal(&args, &[], None);
     assert_eq!(run.code, 6, "{}", run.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -954,21 +757,10 @@ fn vault_unreachable_is_clear_and_writes_nothing() {
 fn a_binding_the_key_cannot_give_is_refused_with_how_to_fix_it() {
     let bed = Bed::new();
     let token = bed.sealer();
-    let input = bed.file("doc.json", &doc_with("binding"));
+    let input = bed.file("doc.json", doc_with("binding"));
     let run = bed.seal(
         &token,
-        &[
-            "--transit-key",
-            PLAIN,
-            "--binding",
-            "identity",
-            "--namespace",
-            "shop",
-            "--name",
-            "x",
-            "--from-file",
-            &input,
-        ],
+        &sealing(PLAIN, "x", &input, &["--binding", "identity"]),
         None,
     );
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -980,18 +772,7 @@ fn a_binding_the_key_cannot_give_is_refused_with_how_to_fix_it() {
     );
     let run = bed.seal(
         &token,
-        &[
-            "--transit-key",
-            DERIVED,
-            "--binding",
-            "none",
-            "--namespace",
-            "shop",
-            "--name",
-            "x",
-            "--from-file",
-            &input,
-        ],
+        &sealing(DERIVED, "x", &input, &["--binding", "none"]),
         None,
     );
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -1005,16 +786,6 @@ fn a_binding_the_key_cannot_give_is_refused_with_how_to_fix_it() {
 // ---------------------------------------------------------------------------
 // Pipelines and secrecy
 // ---------------------------------------------------------------------------
-
-/// The accessor a login logged.
-fn logged_accessor(log: &str) -> String {
-    let at = log.find("accessor=").expect("no accessor in the log");
-    log[at + "accessor=".len()..]
-        .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn a_pipeline_logs_in_with_its_service_account_configured_by_environment() {
@@ -1070,60 +841,20 @@ fn no_plaintext_or_token_in_any_output_or_log() {
     let token_file = bed.sealer();
     let token = std::fs::read_to_string(&token_file).unwrap();
     let kubeconfig = bed.admin_kubeconfig.display().to_string();
-    let base = [
-        "--transit-key",
-        DERIVED,
-        "--namespace",
-        "shop",
-        "--name",
-        "app-secrets",
+    let debug = ["--log-level", "debug"];
+    let json = ["--log-format", "json"];
+    let apply = ["--apply", "--kubeconfig", &kubeconfig];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (&input, debug.to_vec()),
+        (&input, [&debug[..], &json, &["-o", "json"]].concat()),
+        (&yaml, [&debug[..], &["--input-format", "yaml"]].concat()),
+        (&input, [&debug[..], &apply].concat()),
+        (&input, [&debug[..], &json, &apply].concat()),
+        ("-", debug.to_vec()),
     ];
-    let cases: Vec<Vec<&str>> = vec![
-        vec!["--from-file", &input, "--log-level", "debug"],
-        vec![
-            "--from-file",
-            &input,
-            "--log-level",
-            "debug",
-            "--log-format",
-            "json",
-            "-o",
-            "json",
-        ],
-        vec![
-            "--from-file",
-            &yaml,
-            "--input-format",
-            "yaml",
-            "--log-level",
-            "debug",
-        ],
-        vec![
-            "--from-file",
-            &input,
-            "--log-level",
-            "debug",
-            "--apply",
-            "--kubeconfig",
-            &kubeconfig,
-        ],
-        vec![
-            "--from-file",
-            &input,
-            "--log-level",
-            "debug",
-            "--log-format",
-            "json",
-            "--apply",
-            "--kubeconfig",
-            &kubeconfig,
-        ],
-        vec!["--from-file", "-", "--log-level", "debug"],
-    ];
-    for case in cases {
-        let mut args = base.to_vec();
-        args.extend(case.iter().copied());
-        let stdin = case.contains(&"-").then_some(&doc[..]);
+    for (from_file, extra) in cases {
+        let args = sealing(DERIVED, "app-secrets", from_file, &extra);
+        let stdin = (from_file == "-").then_some(&doc[..]);
         let run = bed.seal(&token_file, &args, stdin).ok();
         assert_no_plaintext(&run.all(), &secret, &doc);
         assert!(

@@ -28,6 +28,15 @@ fn client(addr: &str) -> Client {
     Client::new(&config(addr)).expect("client")
 }
 
+/// Encrypt `text` with the key `shop-app` as `token`, bound to `context` when given.
+async fn encrypt(vault: &Client, token: &VaultToken, text: &[u8], context: Option<&str>) -> String {
+    let plaintext = Plaintext::new(text.to_vec());
+    vault
+        .encrypt(token, "transit", "shop-app", &plaintext, context)
+        .await
+        .unwrap()
+}
+
 /// A server with transit mounted and one key.
 fn bao_with_key(derived: bool) -> (OpenBao, VaultToken) {
     let bao = OpenBao::start();
@@ -108,26 +117,8 @@ async fn derived_key_binds_ciphertext_to_its_context() {
 async fn rewrap_moves_ciphertexts_to_the_latest_version_single_and_batch() {
     let (bao, root) = bao_with_key(true);
     let vault = client(bao.addr());
-    let a = vault
-        .encrypt(
-            &root,
-            "transit",
-            "shop-app",
-            &Plaintext::new(b"a".to_vec()),
-            Some("ns/a"),
-        )
-        .await
-        .unwrap();
-    let b = vault
-        .encrypt(
-            &root,
-            "transit",
-            "shop-app",
-            &Plaintext::new(b"b".to_vec()),
-            Some("ns/b"),
-        )
-        .await
-        .unwrap();
+    let a = encrypt(&vault, &root, b"a", Some("ns/a")).await;
+    let b = encrypt(&vault, &root, b"b", Some("ns/b")).await;
     vault
         .rotate_key(&root, "transit", "shop-app")
         .await
@@ -180,16 +171,7 @@ async fn rewrap_moves_ciphertexts_to_the_latest_version_single_and_batch() {
 async fn key_read_rotate_retire_and_trim() {
     let (bao, root) = bao_with_key(false);
     let vault = client(bao.addr());
-    let old = vault
-        .encrypt(
-            &root,
-            "transit",
-            "shop-app",
-            &Plaintext::new(b"v1".to_vec()),
-            None,
-        )
-        .await
-        .unwrap();
+    let old = encrypt(&vault, &root, b"v1", None).await;
     let info = vault.read_key(&root, "transit", "shop-app").await.unwrap();
     assert_eq!(
         (
@@ -290,16 +272,7 @@ async fn permission_denied_names_the_path_and_maps_to_its_exit_code() {
     let secret_token = bao.create_token(&["enc-only"], "1m", 0);
     let token = VaultToken::new(secret_token.clone());
     let vault = client(bao.addr());
-    let ct = vault
-        .encrypt(
-            &token,
-            "transit",
-            "shop-app",
-            &Plaintext::new(b"x".to_vec()),
-            None,
-        )
-        .await
-        .unwrap();
+    let ct = encrypt(&vault, &token, b"x", None).await;
     let err = vault
         .decrypt(&token, "transit", "shop-app", &ct, None)
         .await

@@ -1,4 +1,4 @@
-//! `secret-zero webhook` (issue 7): real AdmissionReview bodies over real TLS.
+//! `secret-zero webhook`: real AdmissionReview bodies over real TLS.
 //!
 //! The server runs in-process on a free port (one test runs the binary); the client
 //! is tokio-rustls with a hand-written HTTP/1.1 request, so each test chooses exactly
@@ -16,6 +16,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use secret_zero::testing::inject::{Options, STATUS, inject_object};
 use secret_zero::testing::webhook::{CertFiles, Config, DEFAULT_MAX_BODY_BYTES, Server};
 use secret_zero_testbed::certs::{ServerCert, TestCa};
+use secret_zero_testbed::cmd::{Cmd, Sink};
+use secret_zero_testbed::wait::{Poll, WAIT};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -223,30 +225,13 @@ fn patched(review: &Value, response: &Value) -> Value {
 
 /// What `secret-zero inject -o json` (the binary, the other door) makes of `object`.
 fn inject_cli(object: &Value, namespace: &str) -> Value {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-zero"))
+    let run = Cmd::secret_zero()
         .args(["inject", "-o", "json", "-n", namespace])
         .args(["--image", "registry.example/secret-zero:test"])
-        .env_remove("SECRET_ZERO_INJECT_VAULT_ADDR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("secret-zero inject runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(object).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "inject failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("inject prints JSON")
+        .stdin(serde_json::to_vec(object).unwrap())
+        .run();
+    assert!(run.success(), "inject failed: {}", run.stderr);
+    run.json()
 }
 
 fn init_container<'a>(pod_spec: &'a Value, name: &str) -> &'a Value {
@@ -546,23 +531,28 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
             }
         });
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = || sent.load(Ordering::SeqCst);
+    let reached = |n: usize| move || std::future::ready((requests() >= n).then_some(()));
+    WAIT.eventually_async(reached(10), || "the load never got going".into())
+        .await;
     write_cert(webhook.dir.path(), &localhost_cert(&second));
-    let switched = async {
-        loop {
-            if request(&trusts_second, addr, "GET", "/healthz", b"")
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), switched)
-        .await
-        .expect("the new certificate is served within 10 s");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let new_ca = &trusts_second;
+    Poll::within(Duration::from_secs(10))
+        .every(Duration::from_millis(50))
+        .eventually_async(
+            || async move {
+                let answer = request(new_ca, addr, "GET", "/healthz", b"").await;
+                answer.ok().map(drop)
+            },
+            || "the new certificate is not served within 10 s".into(),
+        )
+        .await;
+    // And the load goes on over the new certificate for a while.
+    let at_switch = requests();
+    WAIT.eventually_async(reached(at_switch + 40), || {
+        "the load stopped after the switch".into()
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     while let Some(done) = load.join_next().await {
         done.unwrap();
@@ -586,12 +576,15 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
     );
 
     // A broken pair (half-written files) is not taken: the last good one keeps serving.
+    // Checked through four reload intervals.
     std::fs::write(webhook.path("tls.key"), "not a key").unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        status_of(&trusts_second, addr, "GET", "/healthz").await,
-        200
-    );
+    Poll::within(Duration::from_millis(400))
+        .every(Duration::from_millis(50))
+        .always_async(
+            || async { status_of(new_ca, addr, "GET", "/healthz").await == 200 },
+            || "a broken key pair replaced the good one".into(),
+        )
+        .await;
     webhook.stop().await;
 }
 
@@ -599,12 +592,11 @@ async fn tls_trusts_only_the_ca_and_follows_a_replaced_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
 
     let ca = TestCa::new("webhook test CA");
     let dir = tempfile::tempdir().unwrap();
     write_cert(dir.path(), &localhost_cert(&ca));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-zero"))
+    let mut process = Cmd::secret_zero()
         .args([
             "webhook",
             "--listen",
@@ -619,10 +611,9 @@ async fn the_binary_serves_and_stops_on_sigterm() {
             "SECRET_ZERO_INJECT_IMAGE",
             "registry.example/secret-zero:test",
         )
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("secret-zero webhook runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        .stdout(Sink::Inherit)
+        .spawn();
+    let mut lines = BufReader::new(process.child().stderr.take().unwrap()).lines();
     let addr: SocketAddr = loop {
         let line = lines.next().expect("the webhook logs its address").unwrap();
         if let Some(rest) = line.split("listening on https://").nth(1) {
@@ -644,14 +635,12 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     let tls12 = client_with_versions(&[&ca], &[&rustls::version::TLS12]);
     assert_eq!(status_of(&tls12, addr, "GET", "/healthz").await, 200);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    process.terminate();
+    let exit = tokio::task::spawn_blocking(move || {
+        process.wait_exit(Poll::within(Duration::from_secs(15)), String::new)
+    })
+    .await
+    .unwrap();
     assert!(exit.success(), "exit status {exit}");
     let log = log.join().unwrap();
     let review_line = log
@@ -689,25 +678,45 @@ async fn shutdown_drains_without_dropping_reviews() {
     let review = fixture("pod-create.json");
 
     // A stream of reviews that starts before the signal and runs into the drain.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let stop_load = Arc::new(AtomicBool::new(false));
     let load = {
         let (connector, review) = (connector.clone(), review.clone());
+        let (answered, stop_load) = (answered.clone(), stop_load.clone());
         tokio::spawn(async move {
-            let mut answered = 0;
-            for _ in 0..20 {
+            while !stop_load.load(Ordering::SeqCst) {
                 let response = mutate(&connector, addr, &review).await;
                 assert_eq!(response["allowed"], true);
-                answered += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                answered.fetch_add(1, Ordering::SeqCst);
             }
-            answered
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let count = || answered.load(Ordering::SeqCst);
+    let reached = |n: usize| move || std::future::ready((count() >= n).then_some(()));
+    WAIT.eventually_async(reached(3), || "no review answered before the signal".into())
+        .await;
     stop.send(()).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(status_of(&connector, addr, "GET", "/readyz").await, 503);
+    // Readiness fails at once (within 50 ms), long before the drain is over.
+    Poll::within(Duration::from_millis(50))
+        .every(Duration::from_millis(5))
+        .eventually_async(
+            || async {
+                let ready = status_of(&connector, addr, "GET", "/readyz").await;
+                (ready == 503).then_some(())
+            },
+            || "/readyz still answers ready after the signal".into(),
+        )
+        .await;
     assert_eq!(status_of(&connector, addr, "GET", "/healthz").await, 200);
-    assert_eq!(load.await.expect("no review failed during the drain"), 20);
+    // Reviews sent after readiness failed are still answered.
+    let at_unready = count();
+    Poll::within(Duration::from_secs(1))
+        .eventually_async(reached(at_unready + 5), || {
+            "reviews stopped being answered in the drain".into()
+        })
+        .await;
+    stop_load.store(true, Ordering::SeqCst);
+    load.await.expect("no review failed during the drain");
     tokio::time::timeout(Duration::from_secs(5), done)
         .await
         .expect("the server stops after the drain")

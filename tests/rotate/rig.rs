@@ -1,19 +1,18 @@
-//! The rotation test rig: the serve test bed (OpenBao with the derived key `shop-app`
-//! and the plain key `plain-key`, the Kubernetes API double, `serve` as a process) plus
-//! the rotator's own least-privilege Vault policy, read from
+//! The rotation test rig: the test bed's [`Bed`] (OpenBao with the derived key
+//! `shop-app` and the plain key `plain-key`, the Kubernetes API double, `serve` as a
+//! process) plus the rotator's own least-privilege Vault policy, read from
 //! `manifests/vault/rotator.hcl` exactly as shipped, and helpers to seed Secrets, run
 //! `rotate` and check every ciphertext as root.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 
-use base64::Engine;
+use secret_zero_testbed::bed::{Bed, ciphertext_of, sealed_secret};
+use secret_zero_testbed::cmd::{Cmd, Process, Run};
+use secret_zero_testbed::kube_double::Rule;
+use secret_zero_testbed::text::{b64, json_of};
 use serde_json::{Value, json};
 
-use crate::bed::{BIN, Bed, b64, get, json_of};
-
 pub const POLICY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/vault/rotator.hcl");
-pub const PLAIN_KEY: &str = "plain-key";
 
 /// A Secret the test sealed, and the document it must still decrypt to.
 #[derive(Clone, Debug)]
@@ -32,33 +31,19 @@ impl Sealed {
     }
 }
 
-/// What one `rotate` run left.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+/// The JSON summary `rotate` prints as the last line of stdout.
+pub trait Summary {
+    fn summary(&self) -> Value;
 }
 
-impl Run {
-    /// The JSON summary: the last line of stdout.
-    pub fn summary(&self) -> Value {
+impl Summary for Run {
+    fn summary(&self) -> Value {
         let line = self
             .stdout
             .lines()
             .last()
             .unwrap_or_else(|| panic!("no summary on stdout; stderr:\n{}", self.stderr));
         serde_json::from_str(line).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {line}"))
-    }
-
-    /// Panics with the output unless the exit code is `code`.
-    pub fn expect(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "rotate exited {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
     }
 }
 
@@ -77,9 +62,7 @@ impl Rig {
         bed.bao.write_policy("rotator", &policy);
         let token_file = bed.path("rotator-token");
         std::fs::write(&token_file, rig_token(&bed, "rotator")).unwrap();
-        let admin_kubeconfig = bed.path("admin-kubeconfig");
-        bed.double
-            .write_kubeconfig(&admin_kubeconfig, &bed.double.admin_token());
+        let admin_kubeconfig = bed.double.admin_kubeconfig(bed.dir.path());
         Rig {
             bed,
             token_file,
@@ -102,12 +85,9 @@ impl Rig {
         double.grant(
             "secret-zero",
             name,
-            secret_zero_testbed::kube_double::Rule::new(verbs, &["secrets"]).cluster_wide(),
+            Rule::new(verbs, &["secrets"]).cluster_wide(),
         );
-        let token = double.issue_token("secret-zero", name, &[&double.issuer()], 3600);
-        let path = self.bed.path(&format!("kubeconfig-rotator-{name}"));
-        double.write_kubeconfig(&path, &token);
-        path
+        double.sa_kubeconfig(self.bed.dir.path(), "secret-zero", name)
     }
 
     /// A document with a distinct secret in it.
@@ -119,27 +99,19 @@ impl Rig {
         .unwrap()
     }
 
-    /// A Secret as `seal` writes it under `key` (identity-bound when `bound`).
+    /// A Secret as `seal` writes it under `key` (identity-bound when `bound`), with a
+    /// label `app` and a data key `unrelated` that rotation must keep.
     pub fn seal(&self, ns: &str, name: &str, key: &str, bound: bool) -> Sealed {
         let doc = Rig::doc(name);
         let context = format!("{ns}/{name}");
         let ct = self
             .bed
             .encrypt(key, &doc, bound.then_some(context.as_str()));
-        self.bed.double.put_secret(json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {
-                "namespace": ns, "name": name,
-                "labels": {"app.kubernetes.io/managed-by": "secret-zero", "app": name},
-                "annotations": {
-                    "secret-zero.dev/transit-mount": "transit",
-                    "secret-zero.dev/transit-key": key,
-                    "secret-zero.dev/binding": if bound { "identity" } else { "none" },
-                    "secret-zero.dev/format": "json",
-                },
-            },
-            "data": {"ciphertext": b64(ct.as_bytes()), "unrelated": b64(b"kept as is")},
-        }));
+        let binding = if bound { "identity" } else { "none" };
+        let mut secret = sealed_secret(ns, name, key, binding, &ct);
+        secret["metadata"]["labels"]["app"] = json!(name);
+        secret["data"]["unrelated"] = json!(b64("kept as is"));
+        self.bed.double.put_secret(secret);
         Sealed {
             ns: ns.into(),
             name: name.into(),
@@ -148,6 +120,17 @@ impl Rig {
             bound,
             doc,
         }
+    }
+
+    /// `n` identity-bound Secrets under `key` in `ns`, the i-th named `name(i)`.
+    pub fn seal_many(
+        &self,
+        ns: &str,
+        n: usize,
+        key: &str,
+        name: impl Fn(usize) -> String,
+    ) -> Vec<Sealed> {
+        (0..n).map(|i| self.seal(ns, &name(i), key, true)).collect()
     }
 
     /// A Secret as the old Python tool wrote it: `secrets.json`, no labels, no binding.
@@ -175,14 +158,7 @@ impl Rig {
 
     /// The stored ciphertext.
     pub fn ciphertext(&self, s: &Sealed) -> String {
-        let object = self.object(s);
-        let encoded = object["data"][&s.data_key]
-            .as_str()
-            .unwrap_or_else(|| panic!("{} has no {}", s.id(), s.data_key));
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap();
-        String::from_utf8(bytes).unwrap()
+        ciphertext_of(&self.object(s), &s.data_key)
     }
 
     /// The key version of the stored ciphertext.
@@ -192,19 +168,10 @@ impl Rig {
 
     /// Decrypt `ciphertext` as root with `s`'s key and binding.
     pub fn decrypt(&self, s: &Sealed, ciphertext: &str) -> Result<Vec<u8>, String> {
-        let mut body = json!({ "ciphertext": ciphertext });
-        if s.bound {
-            body["context"] = json!(b64(s.id().as_bytes()));
-        }
-        let answer = self
-            .bed
-            .bao
-            .api("POST", &format!("transit/decrypt/{}", s.key), Some(body))
-            .map_err(|e| format!("{} {}", e.status, e.body))?;
-        let plaintext = answer["data"]["plaintext"].as_str().unwrap_or_default();
-        Ok(base64::engine::general_purpose::STANDARD
-            .decode(plaintext)
-            .unwrap())
+        let context = s.bound.then(|| s.id());
+        self.bed
+            .try_decrypt(&s.key, ciphertext, context.as_deref())
+            .map_err(|e| format!("{} {}", e.status, e.body))
     }
 
     /// Panics unless every Secret decrypts (as root) to its original document.
@@ -240,55 +207,28 @@ impl Rig {
     }
 
     /// `rotate` with a given token file (or none: then `extra` says how to log in).
-    pub fn rotate_with(
-        &self,
-        token: Option<&PathBuf>,
-        kubeconfig: &PathBuf,
-        extra: &[&str],
-    ) -> Run {
-        let out = self
-            .command(token, kubeconfig, extra)
-            .output()
-            .expect("run secret-zero rotate");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    pub fn rotate_with(&self, token: Option<&Path>, kubeconfig: &Path, extra: &[&str]) -> Run {
+        self.command(token, kubeconfig, extra).run()
     }
 
-    /// The same run as a child process (for the kill loop).
-    pub fn spawn_rotate(&self, extra: &[&str]) -> Child {
+    /// The same run as a child process, its output discarded (for the kill loop).
+    pub fn spawn_rotate(&self, extra: &[&str]) -> Process {
         self.command(Some(&self.token_file), &self.admin_kubeconfig, extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .quiet()
             .spawn()
-            .expect("run secret-zero rotate")
     }
 
-    fn command(&self, token: Option<&PathBuf>, kubeconfig: &PathBuf, extra: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("rotate")
-            .arg("--vault-addr")
-            .arg(self.bed.bao.addr());
+    fn command(&self, token: Option<&Path>, kubeconfig: &Path, extra: &[&str]) -> Cmd {
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(["rotate", "--vault-addr", self.bed.bao.addr()]);
         if let Some(token) = token {
-            command.arg("--vault-token-file").arg(token);
+            cmd.arg("--vault-token-file").arg(token);
         }
-        command
-            .arg("--kubeconfig")
+        cmd.arg("--kubeconfig")
             .arg(kubeconfig)
-            .arg("--retry-timeout")
-            .arg("2s")
-            .args(extra)
-            .stdin(Stdio::null());
-        for var in std::env::vars().map(|(k, _)| k) {
-            if var.starts_with("SECRET_ZERO_") || var.starts_with("VAULT_") || var == "KUBECONFIG" {
-                command.env_remove(var);
-            }
-        }
-        command.env_remove("KUBERNETES_SERVICE_HOST");
-        command
+            .args(["--retry-timeout", "2s"])
+            .args(extra);
+        cmd
     }
 
     /// The double's request log from index `from` on.
@@ -302,15 +242,8 @@ impl Rig {
 
     /// `serve` the Secret (in namespace shop, readable by shop/app) and `get` it once.
     pub fn serve_once(&self, s: &Sealed, extra: &[&str]) -> Value {
-        let socket = self.bed.socket();
         let reference = format!("{}/{}#{}", s.ns, s.name, s.data_key);
-        let mut args = vec!["--secret", reference.as_str()];
-        args.extend_from_slice(extra);
-        let mut agent = self.bed.serve(&socket, &args);
-        agent.wait_ready(&socket);
-        let (code, out, err) = get(&socket, &[]);
-        assert_eq!(code, 0, "get failed: {err}\n{}", agent.log());
-        json_of(&out)
+        json_of(&self.bed.serve_and_get(&reference, extra))
     }
 }
 

@@ -1,25 +1,22 @@
-//! The test bed for `seal`: a real OpenBao with Transit keys, sealer policies and the
-//! agent's kubernetes auth, the Kubernetes API double, and the binaries run as processes
-//! (`secret-zero seal`, `serve`, `get`, and kubectl).
+//! The test bed for `seal`: the test bed's [`Bed`](base::Bed) (OpenBao with both keys,
+//! kubernetes auth, the API double, `serve` as shop/app) plus the sealer's Vault
+//! policies, the pipeline's ServiceAccount shop/sealer and its role, and `secret-zero
+//! seal` and kubectl run as processes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::ops::Deref;
+use std::path::PathBuf;
 
-use base64::Engine;
-use secret_zero_testbed::kube_double::{KubeDouble, Rule};
-use secret_zero_testbed::openbao::OpenBao;
-use secret_zero_testbed::process::Agent;
+use secret_zero_testbed::bed as base;
+use secret_zero_testbed::cmd::{Cmd, Run};
+use secret_zero_testbed::kube_double::Rule;
+use secret_zero_testbed::kubectl::Kubectl;
 use secret_zero_testbed::wiring;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_secret-zero");
-/// A derived key: seal binds to the Secret's identity by default.
-pub const DERIVED: &str = "shop-app";
-/// A plain key, as the old tool used.
-pub const PLAIN: &str = "plain-key";
+pub use secret_zero_testbed::bed::{DERIVED, PLAIN, ciphertext_of};
+pub use secret_zero_testbed::text::{b64, json_of};
 
-/// The least-privilege sealer policy of docs/seal.md, for both keys.
+/// The README's least-privilege sealer policy, for both keys.
 pub const SEALER_POLICY: &str = r#"
 path "transit/encrypt/shop-app" { capabilities = ["update"] }
 path "transit/keys/shop-app"    { capabilities = ["read"] }
@@ -42,206 +39,96 @@ path "transit/decrypt/shop-app" { capabilities = ["update"] }
 "#;
 
 pub struct Bed {
-    pub bao: OpenBao,
-    pub double: KubeDouble,
-    pub dir: tempfile::TempDir,
+    base: base::Bed,
     /// kubectl's and the operator's kubeconfig (the double's admin).
     pub admin_kubeconfig: PathBuf,
+    kubectl: Kubectl,
 }
 
-/// What a finished `seal` printed.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+impl Deref for Bed {
+    type Target = base::Bed;
 
-impl Run {
-    /// Both streams, for searching.
-    pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-
-    pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "seal failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
+    fn deref(&self) -> &base::Bed {
+        &self.base
     }
 }
 
 impl Bed {
-    /// OpenBao with a derived key `shop-app` and a plain key `plain-key`; policies
-    /// `sealer` (the documented one), `encrypt-only`, `no-encrypt`, and `app` (decrypt
-    /// only, for serve); kubernetes auth with role `shop-app` for shop/app (the agent)
-    /// and role `sealer` for shop/sealer (a pipeline).
+    /// The base bed plus policies `sealer` (the documented one), `encrypt-only` and
+    /// `no-encrypt`, and kubernetes role `sealer` for shop/sealer (a pipeline, which
+    /// may get, create, update and delete Secrets in shop).
     pub fn new() -> Bed {
-        let double = KubeDouble::start();
-        for (ns, sa) in [("shop", "app"), ("shop", "sealer")] {
-            double.create_service_account(ns, sa);
-        }
-        double.grant("shop", "app", Rule::new(&["get"], &["secrets"]));
-        double.grant(
+        let base = base::Bed::new();
+        base.double.create_service_account("shop", "sealer");
+        base.double.grant(
             "shop",
             "sealer",
             Rule::new(&["get", "create", "update", "delete"], &["secrets"]),
         );
-
-        let bao = OpenBao::start();
-        bao.enable_transit("transit");
-        bao.create_key("transit", DERIVED, true);
-        bao.create_key("transit", PLAIN, false);
-        bao.write_policy("sealer", SEALER_POLICY);
-        bao.write_policy("encrypt-only", ENCRYPT_ONLY_POLICY);
-        bao.write_policy("no-encrypt", NO_ENCRYPT_POLICY);
-        bao.write_policy(
-            "app",
-            r#"path "transit/decrypt/shop-app" { capabilities = ["update"] }
-path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
-        );
-        wiring::kubernetes_auth(&bao, &double);
-        for (role, sa, policy) in [("shop-app", "app", "app"), ("sealer", "sealer", "sealer")] {
-            bao.write(
-                &format!("auth/kubernetes/role/{role}"),
-                json!({
-                    "bound_service_account_names": [sa],
-                    "bound_service_account_namespaces": ["shop"],
-                    "audience": "vault",
-                    "token_policies": [policy],
-                    "token_ttl": "60s",
-                }),
-            );
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let admin_kubeconfig = dir.path().join("admin-kubeconfig");
-        double.write_kubeconfig(&admin_kubeconfig, &double.admin_token());
-        std::fs::create_dir(dir.path().join("home")).unwrap();
+        base.bao.write_policy("sealer", SEALER_POLICY);
+        base.bao.write_policy("encrypt-only", ENCRYPT_ONLY_POLICY);
+        base.bao.write_policy("no-encrypt", NO_ENCRYPT_POLICY);
+        // A sealer makes many calls with one login.
+        wiring::kubernetes_role_with(&base.bao, "sealer", "shop", "sealer", &["sealer"], "60s", 0);
+        let admin_kubeconfig = base.double.admin_kubeconfig(base.dir.path());
+        let kubectl = Kubectl::with_kubeconfig(&admin_kubeconfig);
         Bed {
-            bao,
-            double,
-            dir,
+            base,
             admin_kubeconfig,
+            kubectl,
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Write a file in the bed's directory; returns its path as text.
-    pub fn file(&self, name: &str, content: &[u8]) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, content).unwrap();
-        path.display().to_string()
-    }
-
-    /// A token with these policies (and `default`), written to a file; returns the file.
-    pub fn token_file(&self, policies: &[&str], num_uses: u32) -> String {
+    /// A Vault token with these policies (and `default`), written to a file; returns the file.
+    pub fn vault_token_file(&self, policies: &[&str], num_uses: u32) -> String {
         let token = self.bao.create_token(policies, "10m", num_uses);
-        self.file(
-            &format!("vault-token-{}", fastrand::u32(..)),
-            token.as_bytes(),
-        )
+        self.file(&format!("vault-token-{}", fastrand::u32(..)), token)
     }
 
     /// The documented sealer's token file.
     pub fn sealer(&self) -> String {
-        self.token_file(&["sealer"], 0)
+        self.vault_token_file(&["sealer"], 0)
     }
 
-    /// `secret-zero seal` with `--vault-addr` and `--vault-token-file TOKEN_FILE` plus `args`,
-    /// in a clean environment (no VAULT_*, SECRET_ZERO_*, kubeconfig or ~/.vault-token).
+    /// `secret-zero seal` with `--vault-addr` and `--vault-token-file TOKEN_FILE` plus
+    /// `args`, not yet run.
+    pub fn seal_cmd(&self, token_file: &str, args: &[&str]) -> Cmd {
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(["seal", "--vault-addr", self.bao.addr()])
+            .args(["--vault-token-file", token_file])
+            .args(args);
+        cmd
+    }
+
+    /// [`seal_cmd`](Self::seal_cmd), run with `stdin` when given.
     pub fn seal(&self, token_file: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut all = vec![
-            "seal",
-            "--vault-addr",
-            self.bao.addr(),
-            "--vault-token-file",
-            token_file,
-        ];
-        all.extend_from_slice(args);
-        self.run_seal(&all, &[], stdin)
+        let mut cmd = self.seal_cmd(token_file, args);
+        if let Some(bytes) = stdin {
+            cmd.stdin(bytes);
+        }
+        cmd.run()
+    }
+
+    /// `seal --apply` with the admin kubeconfig, not yet run.
+    pub fn seal_apply_cmd(&self, token_file: &str, args: &[&str]) -> Cmd {
+        let mut cmd = self.seal_cmd(token_file, &["--apply", "--kubeconfig"]);
+        cmd.arg(&self.admin_kubeconfig).args(args);
+        cmd
     }
 
     /// `seal --apply` with the admin kubeconfig.
     pub fn seal_apply(&self, token_file: &str, args: &[&str]) -> Run {
-        let kubeconfig = self.admin_kubeconfig.display().to_string();
-        let mut all = vec!["--apply", "--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        self.seal(token_file, &all, None)
+        self.seal_apply_cmd(token_file, args).run()
     }
 
-    /// The binary with exactly `args` and `env`, in a clean environment.
+    /// The binary with exactly `args` and `env` (the test bed's cleared environment).
     pub fn run_seal(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-        let child = self.command(args, env, stdin.is_some());
-        finish(child, stdin)
-    }
-
-    /// Start the binary; the caller waits with [`finish`].
-    pub fn command(&self, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Child {
-        let mut command = Command::new(BIN);
-        command.args(args);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if name.starts_with("VAULT_")
-                || name.starts_with("SECRET_ZERO_")
-                || name.starts_with("KUBERNETES_")
-                || name == "KUBECONFIG"
-                || name == "RUST_LOG"
-            {
-                command.env_remove(name);
-            }
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(args).envs(env.iter().copied());
+        if let Some(bytes) = stdin {
+            cmd.stdin(bytes);
         }
-        command
-            .env("HOME", self.path("home"))
-            .envs(env.iter().copied())
-            .stdin(if piped_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run secret-zero")
-    }
-
-    /// Decrypt as root, as an operator would by hand.
-    pub fn decrypt(&self, key: &str, ciphertext: &str, context: Option<&str>) -> Vec<u8> {
-        let mut body = json!({ "ciphertext": ciphertext });
-        if let Some(context) = context {
-            body["context"] = json!(b64(context.as_bytes()));
-        }
-        let out = self.bao.write(&format!("transit/decrypt/{key}"), body);
-        base64::engine::general_purpose::STANDARD
-            .decode(out["data"]["plaintext"].as_str().unwrap())
-            .unwrap()
-    }
-
-    /// Decrypt as root, or Vault's refusal.
-    pub fn try_decrypt(
-        &self,
-        key: &str,
-        ciphertext: &str,
-        context: Option<&str>,
-    ) -> Result<(), String> {
-        let mut body = json!({ "ciphertext": ciphertext });
-        if let Some(context) = context {
-            body["context"] = json!(b64(context.as_bytes()));
-        }
-        self.bao
-            .api("POST", &format!("transit/decrypt/{key}"), Some(body))
-            .map(|_| ())
-            .map_err(|e| e.body)
-    }
-
-    /// The stored Secret, which must exist.
-    pub fn stored(&self, ns: &str, name: &str) -> Value {
-        self.double
-            .secret(ns, name)
-            .unwrap_or_else(|| panic!("Secret {ns}/{name} is not in the cluster"))
+        cmd.run()
     }
 
     /// The `vault:vN:` text under `data_key` of a stored Secret.
@@ -258,125 +145,20 @@ path "transit/decrypt/plain-key" { capabilities = ["update"] }"#,
             .collect()
     }
 
-    /// kubectl as the double's admin, with its own HOME.
+    /// kubectl as the double's admin; its stdout.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let kubectl = secret_zero_testbed::tools::kubectl();
-        let out: Output = Command::new(kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.admin_kubeconfig)
-            .args(args)
-            .env("HOME", self.path("home"))
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.kubectl.ok(args)
     }
 
     /// A projected-token file for `ns/sa`, audience vault.
     pub fn sa_token_file(&self, ns: &str, sa: &str) -> String {
-        self.file(
-            &format!("sa-token-{ns}-{sa}-{}", fastrand::u32(..)),
-            self.double.issue_token(ns, sa, &["vault"], 600).as_bytes(),
-        )
+        self.token_file(ns, sa, "vault", 600).display().to_string()
     }
 
-    /// A kubeconfig carrying `shop/sa`'s own API token.
+    /// A kubeconfig carrying shop/`sa`'s own API token.
     pub fn sa_kubeconfig(&self, sa: &str) -> String {
-        let path = self.path(&format!("kubeconfig-{sa}"));
-        let token = self
-            .double
-            .issue_token("shop", sa, &[&self.double.issuer()], 3600);
-        self.double.write_kubeconfig(&path, &token);
-        path.display().to_string()
+        self.kubeconfig(sa).display().to_string()
     }
-
-    /// Run `serve` for `--secret SECRET` (plus `extra`) as shop/app, `get` once, stop it;
-    /// returns the delivered document.
-    pub fn serve_and_get(&self, secret: &str, extra: &[&str]) -> Vec<u8> {
-        let socket = self
-            .path(&format!("agent-{}.sock", fastrand::u32(..)))
-            .display()
-            .to_string();
-        let token = self.sa_token_file("shop", "app");
-        let kubeconfig = self.sa_kubeconfig("app");
-        let mut args = vec![
-            "serve",
-            "--vault-addr",
-            self.bao.addr(),
-            "--role",
-            "shop-app",
-            "--token-file",
-            &token,
-            "--kubeconfig",
-            &kubeconfig,
-            "--socket",
-            &socket,
-            "--retry-timeout",
-            "2s",
-            "--secret",
-            secret,
-        ];
-        args.extend_from_slice(extra);
-        let mut agent = Agent::spawn(Path::new(BIN), &args, self.dir.path());
-        agent.wait_ready(&socket);
-        let out = Command::new(BIN)
-            .args(["get", "--socket", &socket])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "get failed: {}\nagent log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            agent.log()
-        );
-        out.stdout
-    }
-}
-
-/// Feed `stdin` (if any) and collect the result.
-pub fn finish(mut child: Child, stdin: Option<&[u8]>) -> Run {
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        let bytes = bytes.to_vec();
-        // A writer thread: a large document must not deadlock against a full stdout pipe.
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-pub fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
-}
-
-/// The `vault:vN:` text under `data_key` of a Secret as JSON (base64 in `data`).
-pub fn ciphertext_of(secret: &Value, data_key: &str) -> String {
-    let encoded = secret["data"][data_key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no data key {data_key} in {secret}"));
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// A Secret without its resourceVersion: what "left as it was" compares after a

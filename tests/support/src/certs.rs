@@ -1,21 +1,31 @@
-//! Throwaway certificate authorities for TLS tests: a CA, and server certificates it
-//! signs for `127.0.0.1`/`localhost`.
+//! The one throwaway certificate authority of the test bed: a CA, and server
+//! certificates it signs. The Kubernetes API double serves with one, the TLS tests of
+//! the Vault client and the webhook make their own.
+
+use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A self-signed CA that can sign server certificates.
 pub struct TestCa {
     pem: String,
+    der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A server certificate (leaf, then the CA) and its private key, in PEM.
+/// A server certificate (leaf, then the CA) and its private key.
 pub struct ServerCert {
+    /// The leaf and the CA, in PEM.
     pub chain_pem: String,
+    /// The leaf's private key, in PEM (PKCS#8).
     pub key_pem: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: Vec<u8>,
 }
 
 impl TestCa {
@@ -33,6 +43,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("self-signed CA");
         TestCa {
             pem: cert.pem(),
+            der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -59,6 +70,26 @@ impl TestCa {
         ServerCert {
             chain_pem: format!("{}{}", cert.pem(), self.pem),
             key_pem: key.serialize_pem(),
+            chain: vec![cert.der().clone(), self.der.clone()],
+            key: key.serialize_der(),
         }
+    }
+}
+
+impl ServerCert {
+    /// A rustls server configuration serving this certificate (ring, safe defaults,
+    /// no client authentication), offering `alpn` protocols.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()));
+        // A provider passed explicitly: the process-wide default may be unset or another one.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), key)
+            .expect("serving cert and key");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
     }
 }

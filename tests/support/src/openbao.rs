@@ -8,16 +8,17 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::cmd::{Cmd, Process};
 use crate::tools;
+use crate::wait::Poll;
 
 /// A running OpenBao dev server.
 pub struct OpenBao {
-    child: Child,
+    process: Process,
     addr: String,
     tls_addr: Option<String>,
     root_token: String,
@@ -97,18 +98,11 @@ impl OpenBao {
             tls_addr = Some(format!("https://127.0.0.1:{tls_port}"));
         }
 
-        let log_path = dir.path().join("bao.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(tools::bao())
+        let process = Cmd::new(tools::bao())
             .args(&args)
-            .env("HOME", dir.path())
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not run {}: {e}", tools::bao().display()));
+            .home(dir.path())
+            .log_to(dir.path().join("bao.log"))
+            .spawn();
 
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -116,30 +110,29 @@ impl OpenBao {
             .build()
             .into();
         let mut bao = OpenBao {
-            child,
+            process,
             addr,
             tls_addr,
             root_token,
             dir,
             agent,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = bao.child.try_wait() {
-                return Err(bao.log());
+        let started = Poll::within(Duration::from_secs(15)).until(|| {
+            if bao.process.exited().is_some() {
+                return Some(false);
             }
             let healthy = bao
                 .agent
                 .get(format!("{}/v1/sys/health", bao.addr))
                 .call()
-                .map(|r| r.status() == 200)
-                .unwrap_or(false);
-            if healthy {
-                return Ok(bao);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+                .is_ok_and(|r| r.status() == 200);
+            healthy.then_some(true)
+        });
+        match started {
+            Some(true) => Ok(bao),
+            Some(false) => Err(bao.log()),
+            None => Err(format!("not healthy after 15 s\n{}", bao.log())),
         }
-        Err(format!("not healthy after 15 s\n{}", bao.log()))
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -290,8 +283,7 @@ impl OpenBao {
 
 impl Drop for OpenBao {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         if std::thread::panicking() {
             eprintln!("---- OpenBao log ({}) ----\n{}", self.addr, self.log());
         }

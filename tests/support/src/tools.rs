@@ -44,14 +44,15 @@ fn find_bao() -> PathBuf {
 pub fn kubectl() -> PathBuf {
     static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
     KUBECTL
-        .get_or_init(|| {
-            which("kubectl").unwrap_or_else(|| {
-                panic!(
-                    "kubectl not found on PATH: install it with `apt-get install kubernetes-client`"
-                )
-            })
-        })
+        .get_or_init(|| require("kubectl", "apt-get install kubernetes-client"))
         .clone()
+}
+
+/// `name` from PATH, or a panic saying to install it with `install`.
+pub fn require(name: &str, install: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| {
+        panic!("{name} not found on PATH: install it with `{install}` (scripts/test.sh does)")
+    })
 }
 
 /// The first executable called `name` on PATH.

@@ -14,6 +14,7 @@
 use serde_json::{Value, json};
 
 use super::admin;
+use super::decode;
 use super::http::{ApiRequest, ApiResponse};
 use super::rule::Rule;
 use super::state::Double;
@@ -59,14 +60,7 @@ pub(crate) fn handle(double: &Double, req: &ApiRequest, path: &str) -> ApiRespon
             ApiResponse::json(201, &json!({}))
         }
         ("POST", ["tokens"]) => {
-            let audiences: Vec<String> = body["audiences"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let audiences: Vec<String> = decode::strings(&body["audiences"]);
             let expiration = body["expirationSeconds"].as_i64().unwrap_or(3600);
             let token = admin::issue_token(
                 double,

@@ -50,9 +50,7 @@ fn create(cluster: &mut Cluster, req: &ApiRequest, ns: &str) -> Answer {
     if req.dry_run() {
         return Ok(ApiResponse::json(201, &object));
     }
-    cluster.ensure_namespace(ns);
-    let object = cluster.commit(None, object);
-    cluster.configmaps.insert(key(ns, &name), object.clone());
+    let object = cluster.store(|c| &mut c.configmaps, ns, &name, object);
     Ok(ApiResponse::json(201, &object))
 }
 

@@ -39,3 +39,15 @@ pub(crate) fn object(
 pub(crate) fn optional_json(req: &ApiRequest) -> Option<Value> {
     serde_json::from_slice(&req.body).ok()
 }
+
+/// The strings of a JSON array (`audiences`, ...); empty when absent, non-strings skipped.
+pub(crate) fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -60,7 +60,7 @@ mod tokens;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -163,6 +163,24 @@ impl KubeDouble {
         admin::issue_token(&self.double, ns, sa, &audiences, expiration_secs)
     }
 
+    /// A kubeconfig for the ServiceAccount `ns/sa` with its own API token (the API
+    /// server's audience, valid an hour: what in-cluster config gives a pod), written
+    /// to `dir/kubeconfig-NS-SA`; returns its path.
+    pub fn sa_kubeconfig(&self, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+        let path = dir.join(format!("kubeconfig-{ns}-{sa}"));
+        let token = self.issue_token(ns, sa, &[&self.issuer()], 3600);
+        self.write_kubeconfig(&path, &token);
+        path
+    }
+
+    /// The admin's kubeconfig (see [`admin_token`](Self::admin_token)), written to
+    /// `dir/admin-kubeconfig`; returns its path.
+    pub fn admin_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("admin-kubeconfig");
+        self.write_kubeconfig(&path, &self.admin_token());
+        path
+    }
+
     /// Writes a kubeconfig (cluster with inline CA, token user, context, current-context).
     pub fn write_kubeconfig(&self, path: &Path, token: &str) {
         let text = kubeconfig::render(&self.url(), &self.ca_pem, token);
@@ -192,11 +210,7 @@ impl KubeDouble {
     /// namespace defaults to `default`. Panics on a Secret the API would reject,
     /// unknown fields included (as `fieldValidation=Strict` does), to catch typos.
     pub fn put_secret(&self, secret: Value) -> Value {
-        let ns = secret["metadata"]["namespace"]
-            .as_str()
-            .filter(|ns| !ns.is_empty())
-            .unwrap_or("default")
-            .to_string();
+        let ns = namespace_or_default(&secret);
         let mut new = secret_object::from_client(secret, &ns, None, secret_object::Unknown::Reject)
             .unwrap_or_else(|e| {
                 panic!(
@@ -208,13 +222,9 @@ impl KubeDouble {
             meta.remove("resourceVersion");
         }
         let name = new["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let key = (ns.clone(), name);
-        let mut cluster = self.double.cluster();
-        cluster.ensure_namespace(&ns);
-        let old = cluster.secrets.get(&key).cloned();
-        let stored = cluster.commit(old.as_ref(), new);
-        cluster.secrets.insert(key, stored.clone());
-        stored
+        self.double
+            .cluster()
+            .store(|c| &mut c.secrets, &ns, &name, new)
     }
 
     /// Test back door: creates or replaces a ConfigMap as the API would store it
@@ -222,11 +232,7 @@ impl KubeDouble {
     /// maintained). The namespace defaults to `default`. Panics on a ConfigMap the API
     /// would reject.
     pub fn put_configmap(&self, configmap: Value) -> Value {
-        let ns = configmap["metadata"]["namespace"]
-            .as_str()
-            .filter(|ns| !ns.is_empty())
-            .unwrap_or("default")
-            .to_string();
+        let ns = namespace_or_default(&configmap);
         let new = configmaps::from_client(configmap, &ns).unwrap_or_else(|e| {
             panic!(
                 "kube double: put_configmap: the API would reject this ConfigMap: {}",
@@ -234,13 +240,9 @@ impl KubeDouble {
             )
         });
         let name = new["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let key = (ns.clone(), name);
-        let mut cluster = self.double.cluster();
-        cluster.ensure_namespace(&ns);
-        let old = cluster.configmaps.get(&key).cloned();
-        let stored = cluster.commit(old.as_ref(), new);
-        cluster.configmaps.insert(key, stored.clone());
-        stored
+        self.double
+            .cluster()
+            .store(|c| &mut c.configmaps, &ns, &name, new)
     }
 
     /// Test back door: the stored ConfigMap, as `GET` would return it.
@@ -286,4 +288,10 @@ impl KubeDouble {
     pub fn requests(&self) -> Vec<String> {
         self.double.cluster().log.clone()
     }
+}
+
+/// `metadata.namespace` of a test's object, `default` when absent or empty.
+fn namespace_or_default(object: &Value) -> String {
+    let ns = object["metadata"]["namespace"].as_str().unwrap_or("");
+    if ns.is_empty() { "default" } else { ns }.to_string()
 }

@@ -101,9 +101,7 @@ fn create(cluster: &mut Cluster, req: &ApiRequest, ns: &str) -> Answer {
     if req.dry_run() {
         return Ok(ApiResponse::json(201, &secret));
     }
-    cluster.ensure_namespace(ns);
-    let secret = cluster.commit(None, secret);
-    cluster.secrets.insert(key(ns, &name), secret.clone());
+    let secret = cluster.store(|c| &mut c.secrets, ns, &name, secret);
     Ok(ApiResponse::json(201, &secret))
 }
 

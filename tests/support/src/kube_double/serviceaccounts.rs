@@ -176,14 +176,7 @@ fn token(double: &Double, cluster: &Cluster, req: &ApiRequest, ns: &str, name: &
             "the kube double does not bind tokens to objects (boundObjectRef)",
         ));
     }
-    let mut audiences: Vec<String> = spec["audiences"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut audiences: Vec<String> = decode::strings(&spec["audiences"]);
     if audiences.is_empty() {
         audiences = double.api_audiences();
     }

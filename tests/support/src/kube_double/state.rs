@@ -117,6 +117,24 @@ impl Cluster {
         metadata["resourceVersion"] = json!(resource_version);
     }
 
+    /// Stores `new` as `ns/name` in the map `objects` picks (a create, or a
+    /// replacement of what is there) through [`commit`](Self::commit); the namespace
+    /// appears on first use. Returns the stored object.
+    pub(crate) fn store(
+        &mut self,
+        objects: fn(&mut Cluster) -> &mut Objects,
+        ns: &str,
+        name: &str,
+        new: Value,
+    ) -> Value {
+        self.ensure_namespace(ns);
+        let key = (ns.to_string(), name.to_string());
+        let old = objects(self).get(&key).cloned();
+        let stored = self.commit(old.as_ref(), new);
+        objects(self).insert(key, stored.clone());
+        stored
+    }
+
     /// Stamps server metadata on `new`, which replaces `old` if there is one. An update
     /// that changes nothing keeps the stored object and its resourceVersion, as the
     /// real storage layer does.

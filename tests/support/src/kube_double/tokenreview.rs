@@ -17,14 +17,7 @@ pub(crate) fn create(double: &Double, cluster: &Cluster, req: &ApiRequest) -> Ap
     if token.is_empty() {
         return status::bad_request("token is required for TokenReview in authentication");
     }
-    let audiences: Vec<String> = body["spec"]["audiences"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let audiences: Vec<String> = decode::strings(&body["spec"]["audiences"]);
 
     // Field presence follows the Go types' `omitempty`: a failed review has no
     // `authenticated` and no `audiences`, only an empty `user` and the `error`.
