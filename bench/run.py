@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The one command: every benchmark of issue 8, side by side, written to BENCHMARKS.md.
+"""The one command: every benchmark, side by side, written to BENCHMARKS.md.
 
     bench/run.py                 # full run (>= 10 repetitions each), writes BENCHMARKS.md
     bench/run.py --smoke         # N small, 1 repetition, writes to a temp file (CI: keeps it from rotting)
@@ -843,7 +843,7 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("")
 
     # targets
-    w("## Targets (issue 8, point 3)")
+    w("## Targets")
     w("")
     rot_1000 = [r for n, r in ratios if n == max(ns)]
     w("| target | measured | |")
