@@ -17,6 +17,7 @@ use std::path::Path;
 
 use secret_zero_client::{
     CompactJson, DUPLICATE_KEY, JsonError, JsonErrorKind, Plaintext, PlaintextBuf, check_object,
+    position,
 };
 use zeroize::Zeroizing;
 
@@ -248,22 +249,6 @@ fn is_duplicate_key(mut e: &serde_saphyr::Error) -> bool {
         serde_saphyr::Error::SerdeInvalidValue { unexpected, .. } => unexpected == DUPLICATE_KEY,
         _ => false,
     }
-}
-
-/// Line and column (1-based, columns in characters) of byte `at`.
-fn position(bytes: &[u8], at: usize) -> (usize, usize) {
-    let before = &bytes[..at.min(bytes.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = before[line_start..]
-        .iter()
-        .filter(|&&b| (b & 0xC0) != 0x80)
-        .count()
-        + 1;
-    (line, column)
 }
 
 /// Where the first YAML node starts: past blank lines, comments, directives and `---`.

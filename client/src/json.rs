@@ -246,8 +246,9 @@ fn reduce(e: &serde_json::Error, duplicate: bool) -> JsonError {
     JsonError::new(JsonErrorKind::Syntax, reason, line, column)
 }
 
-/// Line and column (1-based, columns in characters) of byte `at`.
-pub(crate) fn position(bytes: &[u8], at: usize) -> (usize, usize) {
+/// Line and column (1-based, columns in characters) of byte `at`: how every error of
+/// the document rules gives a place without quoting the content.
+pub fn position(bytes: &[u8], at: usize) -> (usize, usize) {
     let before = &bytes[..at.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let line_start = before
