@@ -74,8 +74,9 @@ impl VaultSource {
             )
         })
         .await;
-        // Revoke whatever happened: the token must not outlive its one job.
-        session.close().await;
+        // Revoke whatever happened: the token must not outlive its one job. A token
+        // whose one use was this decrypt is already gone (`close_after`).
+        session.close_after(u64::from(decrypted.is_ok())).await;
 
         let plaintext = decrypted?;
         check_format(&plaintext, self.format)?;

@@ -20,7 +20,7 @@
 #   SZ_ROLE                   Vault role for the app                 [$SZ_TRANSIT_KEY]
 #   SZ_AUDIENCE               audience of the projected token        [vault]
 #   SZ_TOKEN_TTL              TTL of the agent's Vault token         [10s]
-#   SZ_TOKEN_NUM_USES         uses of the agent's Vault token        [3: decrypt, revoke, one spare]
+#   SZ_TOKEN_NUM_USES         uses of the agent's Vault token        [1: the decrypt; Vault destroys it then]
 #   SZ_AUTH                   kubernetes | jwt | both                [kubernetes]
 #
 #   kubernetes auth (Vault calls the cluster's TokenReview API):
@@ -84,7 +84,7 @@ SERVICE_ACCOUNT=${SZ_SERVICE_ACCOUNT:-app}
 ROLE=${SZ_ROLE:-$KEY}
 AUDIENCE=${SZ_AUDIENCE:-vault}
 TOKEN_TTL=${SZ_TOKEN_TTL:-10s}
-TOKEN_NUM_USES=${SZ_TOKEN_NUM_USES:-3}
+TOKEN_NUM_USES=${SZ_TOKEN_NUM_USES:-1}
 AUTH=${SZ_AUTH:-kubernetes}
 K8S_MOUNT=${SZ_KUBERNETES_MOUNT:-kubernetes}
 JWT_MOUNT=${SZ_JWT_MOUNT:-jwt}

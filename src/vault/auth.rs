@@ -38,6 +38,8 @@ pub struct Login {
     pub policies: Vec<String>,
     /// Seconds the token is valid for.
     pub lease_duration: u64,
+    /// How many requests the token may make before Vault destroys it (0: no limit).
+    pub num_uses: u64,
 }
 
 #[derive(Serialize)]
@@ -60,6 +62,8 @@ struct AuthBlock {
     policies: Vec<String>,
     #[serde(default)]
     lease_duration: u64,
+    #[serde(default)]
+    num_uses: u64,
 }
 
 impl Client {
@@ -97,6 +101,7 @@ impl Client {
             accessor: auth.accessor,
             policies: auth.policies,
             lease_duration: auth.lease_duration,
+            num_uses: auth.num_uses,
         })
     }
 }

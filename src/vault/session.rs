@@ -29,6 +29,8 @@ pub struct Session {
     token: VaultToken,
     /// Set when we logged in ourselves: that token is ours to revoke.
     accessor: Option<String>,
+    /// The uses the login granted (0: unlimited), as Vault said in its answer.
+    num_uses: u64,
 }
 
 impl Session {
@@ -49,12 +51,14 @@ impl Session {
             accessor = %login.accessor,
             policies = ?login.policies,
             ttl_s = login.lease_duration,
+            num_uses = login.num_uses,
             "logged in to Vault"
         );
         Ok(Session {
             vault: vault.clone(),
             token: login.token,
             accessor: Some(login.accessor),
+            num_uses: login.num_uses,
         })
     }
 
@@ -64,6 +68,7 @@ impl Session {
             vault,
             token,
             accessor: None,
+            num_uses: 0,
         }
     }
 
@@ -78,9 +83,25 @@ impl Session {
     /// Revoke the token if this session logged in. A failure is logged, not returned:
     /// the token then expires with its short TTL, and the work it did stands.
     pub async fn close(self) {
+        self.close_after(0).await;
+    }
+
+    /// [`close`](Self::close), after `used` requests with the token succeeded. When the
+    /// login's answer said the token may make exactly that many (the role sets
+    /// `token_num_uses`), Vault destroyed it on its last use and a revoke would be one
+    /// more request for nothing: it is skipped. Otherwise the token is revoked.
+    pub async fn close_after(self, used: u64) {
         let Some(accessor) = self.accessor else {
             return;
         };
+        if self.num_uses != 0 && used >= self.num_uses {
+            tracing::info!(
+                %accessor,
+                num_uses = self.num_uses,
+                "Vault token used up: Vault destroyed it on its last use, no revoke needed"
+            );
+            return;
+        }
         match self.vault.revoke_self(&self.token).await {
             Ok(()) => tracing::info!(%accessor, "Vault token revoked"),
             Err(e) => tracing::warn!(

@@ -13,7 +13,8 @@
 //! - [`kube_double`]: a Kubernetes API double that speaks the real wire format for the
 //!   endpoints secret-zero uses, checked by `kubectl` ([`kubectl`]) and OpenBao's own
 //!   auth methods ([`wiring`]);
-//! - [`certs`]: the test CA; [`faults`]: canned HTTP answers; [`tools`]: finding them.
+//! - [`certs`]: the test CA; [`faults`]: canned HTTP answers; [`proxy`]: a proxy that
+//!   counts the requests an agent sends; [`tools`]: finding them.
 //!
 //! And [`bed`], OpenBao and the double set up for an application's agent, which the
 //! `serve`, `seal` and `rotate` suites build on; [`text`], small shared helpers.
@@ -27,6 +28,7 @@ pub mod faults;
 pub mod kube_double;
 pub mod kubectl;
 pub mod openbao;
+pub mod proxy;
 pub mod shared;
 pub mod text;
 pub mod tools;
