@@ -351,3 +351,34 @@ fn an_unreachable_api_is_exit_9_after_the_retry_budget() {
         "{report}"
     );
 }
+
+#[test]
+fn in_a_pod_it_audits_its_own_namespace() {
+    // As a CronJob would run it: the ServiceAccount files kubelet mounts, no kubeconfig.
+    let double = KubeDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    double.put_pod(running(annotated("shop", "missed")));
+    double.put_pod(running(annotated("bank", "elsewhere")));
+    double.create_service_account("shop", "auditor");
+    double.grant("shop", "auditor", Rule::new(&["list"], &["pods"]));
+    let sa = dir.path().join("serviceaccount");
+    std::fs::create_dir(&sa).unwrap();
+    let token = double.issue_token("shop", "auditor", &[&double.issuer()], 3600);
+    std::fs::write(sa.join("token"), token).unwrap();
+    double.write_ca(&sa.join("ca.crt"));
+    std::fs::write(sa.join("namespace"), "shop").unwrap();
+    let port = double.url().rsplit(':').next().unwrap().to_string();
+
+    let run = Cmd::secret_zero()
+        .args(["audit", "-o", "json", "--serviceaccount-dir"])
+        .arg(&sa)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port)
+        .env("SECRET_ZERO_AUDIT_IMAGE", IMAGE)
+        .run();
+    run.expect(STRAYS);
+    let report = run.json();
+    assert_eq!(report["namespace"], "shop", "{report}");
+    assert_eq!(names(&report, "no-agent"), ["shop/missed"], "{report}");
+    assert_read_only(&double);
+}
