@@ -66,6 +66,11 @@ pub const LEGACY_SIDECAR: &str = "SECRET_ZERO_LEGACY_SIDECAR";
 pub const INJECT_IMAGE: &str = "SECRET_ZERO_INJECT_IMAGE";
 pub const INJECT_VAULT_ADDR: &str = "SECRET_ZERO_INJECT_VAULT_ADDR";
 
+// `audit`.
+pub const AUDIT_IMAGE: &str = "SECRET_ZERO_AUDIT_IMAGE";
+pub const AUDIT_OUTPUT: &str = "SECRET_ZERO_AUDIT_OUTPUT";
+pub const AUDIT_PAGE_SIZE: &str = "SECRET_ZERO_AUDIT_PAGE_SIZE";
+
 // `webhook`.
 pub const TLS_CERT: &str = "SECRET_ZERO_TLS_CERT";
 pub const TLS_KEY: &str = "SECRET_ZERO_TLS_KEY";
@@ -103,6 +108,8 @@ pub const DEFAULT_IMAGE: &str = concat!(
     "ghcr.io/secret-zero/secret-zero:",
     env!("CARGO_PKG_VERSION")
 );
+/// `audit --page-size`: pods per list request, kubectl's own chunk size.
+pub const DEFAULT_AUDIT_PAGE_SIZE: u32 = 500;
 /// `webhook --listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 /// `webhook --tls-reload-interval`.

@@ -8,6 +8,7 @@
 //! documented in the README and `--help`.
 
 use crate::agent::AgentError;
+use crate::audit::AuditError;
 use crate::client::ClientError;
 use crate::exit;
 use crate::failure::{Hinted, InputError};
@@ -39,6 +40,10 @@ pub enum Error {
     /// The webhook cannot start.
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+
+    /// `audit` could not list the pods.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 impl From<VaultError> for Error {
@@ -87,6 +92,8 @@ impl Error {
             Error::Webhook(WebhookError::Tls(_)) => exit::INPUT,
             // Like a socket `serve` cannot bind: the address, not the input, is the problem.
             Error::Webhook(WebhookError::Listen { .. }) => exit::SOCKET,
+            Error::Audit(AuditError::Forbidden { .. }) => exit::KUBE_DENIED,
+            Error::Audit(AuditError::Fault(e)) => fault_code(e),
         }
     }
 }
@@ -99,6 +106,7 @@ impl Hinted for Error {
             Error::Client(e) => e.hint(),
             Error::Format(e) => Some(e.hint()),
             Error::Webhook(e) => Some(e.hint()),
+            Error::Audit(e) => e.hint(),
         }
     }
 }

@@ -10,7 +10,7 @@
 //!   codes, the socket address, the JSON rules and the renderings;
 //! - clients, each with its own error type and no exit codes: `vault`, `kube`;
 //! - domain: `fault` (the domain's error), `secret_format`, `source`, `agent`, `seal`,
-//!   `rotate`, `inject`, `webhook`;
+//!   `rotate`, `inject`, `webhook`, `audit`;
 //! - app: `error` (exit codes and hints), `cli`, `commands`.
 //!
 //! What an application needs is the [`client`] module (the same as the
@@ -33,6 +33,7 @@ mod vault;
 
 // Domain.
 mod agent;
+mod audit;
 mod fault;
 mod inject;
 mod rotate;

@@ -278,6 +278,104 @@ fn kubectl_is_forbidden_what_rbac_does_not_grant() {
     assert!(err.contains(r#"cannot create resource "serviceaccounts/token" in API group "" in the namespace "shop""#), "{err}");
 }
 
+#[test]
+fn kubectl_lists_pods() {
+    let double = KubeDouble::start();
+    // A pod with a native sidecar, as a kubelet reports it once both are up.
+    double.put_pod(json!({
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {
+            "initContainers": [{"name": "sidecar", "image": "sidecar:1", "restartPolicy": "Always"}],
+            "containers": [{"name": "app", "image": "shop/app:1.0"}],
+        },
+        "status": {
+            "phase": "Running",
+            "initContainerStatuses": [{"name": "sidecar", "ready": true, "restartCount": 1}],
+            "containerStatuses": [{"name": "app", "ready": true, "restartCount": 2}],
+        },
+    }));
+    double.put_pod(json!({
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"containers": [{"name": "db", "image": "postgres"}]},
+    }));
+    double.put_pod(json!({
+        "metadata": {"name": "teller", "namespace": "bank"},
+        "spec": {"containers": [{"name": "app", "image": "bank/teller:2"}]},
+    }));
+    let kubectl = Kubectl::admin(&double);
+
+    let table = kubectl.ok(&["get", "pods", "-n", "shop"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert_eq!(rows[1][..4], ["db", "0/1", "Pending", "0"], "{table}");
+    assert_eq!(rows[2][..4], ["web", "2/2", "Running", "3"], "{table}");
+
+    // Every namespace, one pod a request (kubectl follows `continue`), and the short name.
+    let names = kubectl.ok(&["get", "po", "-A", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(names, "pod/teller\npod/db\npod/web\n");
+    let pages = double
+        .requests()
+        .iter()
+        .filter(|r| r.as_str() == "GET /api/v1/pods")
+        .count();
+    assert_eq!(pages, 3, "{:?}", double.requests());
+
+    let listed: Value = serde_json::from_str(
+        &kubectl.ok(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "json"]),
+    )
+    .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let pod = &listed["items"][0];
+    assert_eq!(pod["kind"], "Pod");
+    assert_eq!(pod["spec"]["initContainers"][0]["restartPolicy"], "Always");
+    // The defaults the API server fills in.
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    let phase = kubectl.ok(&[
+        "get",
+        "pod",
+        "db",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.status.phase} {.spec.containers[0].imagePullPolicy}",
+    ]);
+    assert_eq!(phase, "Pending Always");
+
+    // Without `list pods`, a ServiceAccount gets the authorizer's 403.
+    double.create_service_account("ops", "auditor");
+    let auditor = Kubectl::new(&double, &double.issue_token("ops", "auditor", &[], 3600));
+    let err = auditor.fails(&["get", "pods", "-n", "shop"]);
+    assert!(
+        err.contains(r#"Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:ops:auditor" cannot list resource "pods" in API group "" in the namespace "shop""#),
+        "{err}"
+    );
+    let err = auditor.fails(&["get", "pods", "-A"]);
+    assert!(
+        err.contains(r#"cannot list resource "pods" in API group "" at the cluster scope"#),
+        "{err}"
+    );
+    double.grant(
+        "ops",
+        "auditor",
+        Rule::new(&["list"], &["pods"]).cluster_wide(),
+    );
+    assert_eq!(
+        auditor.ok(&["get", "pods", "-n", "bank", "-o", "name"]),
+        "pod/teller\n"
+    );
+}
+
 async fn kube_client(double: &KubeDouble, dir: &Path) -> Client {
     // The test build enables both rustls providers; pick ours before kube builds TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();

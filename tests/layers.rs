@@ -47,6 +47,7 @@ const DOMAIN: &[&str] = &[
     "rotate",
     "inject",
     "webhook",
+    "audit",
 ];
 /// The application: the aggregate error and exit codes, the flags, the wiring.
 /// `app` and `testing` are lib.rs's facades for the binary and the integration tests.

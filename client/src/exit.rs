@@ -37,3 +37,6 @@ pub const SECRETS_FAILED: i32 = 14;
 /// `rotate --retire` refused: some Secret under the key, in some namespace, is
 /// still behind the latest version (each named in the log). Nothing was retired.
 pub const RETIRE_REFUSED: i32 = 15;
+/// `audit`: stray pods found: annotated for injection but without the agent, or
+/// injected with another agent image than expected (each listed in the report).
+pub const AUDIT_STRAYS: i32 = 16;

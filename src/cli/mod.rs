@@ -13,11 +13,13 @@ use crate::format::FetchFormat;
 use crate::secret_format::Binding;
 use crate::vault::AuthMethod;
 
+mod audit;
 mod inject;
 mod rotate;
 mod seal;
 mod webhook;
 
+pub use audit::{AuditArgs, AuditOutput};
 pub use inject::{InjectArgs, InjectDefaults};
 pub use rotate::RotateArgs;
 pub use seal::SealArgs;
@@ -63,7 +65,8 @@ Exit codes:
   12  get/probe: no agent on the socket, or not ready
   13  serve: the socket cannot be bound; webhook: the listen address cannot be bound
   14  rotate: some Secrets failed (each named in the log); nothing retired
-  15  rotate --retire: refused, some Secrets still lag (listed in the log)";
+  15  rotate --retire: refused, some Secrets still lag (listed in the log)
+  16  audit: stray pods found (annotated without the agent, or another agent image)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -87,6 +90,8 @@ pub enum Command {
     Inject(Box<InjectArgs>),
     /// Serve the same injection as a mutating admission webhook.
     Webhook(Box<WebhookArgs>),
+    /// List pods the injection missed: annotated without the agent, or another agent image.
+    Audit(Box<AuditArgs>),
 }
 
 /// Where Vault is. Shared by every command that talks to Vault.

@@ -1,5 +1,6 @@
 //! One file per subcommand; each only wires library pieces together.
 
+mod audit;
 mod get;
 mod inject;
 mod operator;
@@ -22,5 +23,6 @@ pub async fn run(command: Command) -> Result<i32, Error> {
         Command::Rotate(args) => rotate::run(*args).await,
         Command::Inject(args) => inject::run(*args).await.map(|()| 0),
         Command::Webhook(args) => webhook::run(*args).await.map(|()| 0),
+        Command::Audit(args) => audit::run(*args).await,
     }
 }

@@ -5,11 +5,13 @@
 mod config;
 mod configmaps;
 mod error;
+mod pods;
 mod secrets;
 
 pub use config::{ClusterSource, connect};
 pub use configmaps::ConfigMaps;
 pub use error::KubeError;
+pub use pods::{Pod, Pods};
 pub use secrets::Secrets;
 
 pub use k8s_openapi::api::core::v1::Secret;

@@ -53,6 +53,15 @@ pub(crate) fn core_v1() -> Value {
                 "shortNames": ["ns"],
             },
             {
+                "name": "pods",
+                "singularName": "pod",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get", "list"],
+                "shortNames": ["po"],
+                "categories": ["all"],
+            },
+            {
                 "name": "secrets",
                 "singularName": "secret",
                 "namespaced": true,

@@ -9,6 +9,9 @@
 //!   selectors, `limit`/`continue`), create, update (409 on a stale
 //!   `resourceVersion`), merge/strategic-merge patch, delete; Tables for kubectl;
 //! - core/v1 ConfigMaps: get, create, delete (the `--plaintext-configmap` source);
+//! - core/v1 Pods: get, list (per namespace and `/api/v1/pods`, selectors,
+//!   `limit`/`continue`), Tables for kubectl; stored only through the back door
+//!   ([`KubeDouble::put_pod`]), since nothing here schedules them;
 //! - core/v1 ServiceAccounts (create/get/list/delete) and TokenRequest
 //!   (`serviceaccounts/NAME/token`); Namespaces (get/list; they appear on first use);
 //! - TokenReview, OIDC discovery and JWKS (public, as with `--anonymous-auth` limited
@@ -42,6 +45,7 @@ mod listing;
 mod merge_patch;
 mod namespaces;
 mod openapi;
+mod pods;
 mod protobuf;
 mod rbac;
 mod routes;
@@ -243,6 +247,24 @@ impl KubeDouble {
         self.double
             .cluster()
             .store(|c| &mut c.configmaps, &ns, &name, new)
+    }
+
+    /// Test back door: creates or replaces a Pod as the API would store it (the
+    /// defaults it fills in, `status` as given — a kubelet's report — or `Pending`;
+    /// uid, creationTimestamp and resourceVersion maintained). The namespace defaults
+    /// to `default`. Panics on a Pod the API would reject.
+    pub fn put_pod(&self, pod: Value) -> Value {
+        let ns = namespace_or_default(&pod);
+        let new = pods::from_client(pod, &ns).unwrap_or_else(|e| {
+            panic!(
+                "kube double: put_pod: the API would reject this Pod: {}",
+                String::from_utf8_lossy(&e.body)
+            )
+        });
+        let name = new["metadata"]["name"].as_str().unwrap_or("").to_string();
+        self.double
+            .cluster()
+            .store(|c| &mut c.pods, &ns, &name, new)
     }
 
     /// Test back door: the stored ConfigMap, as `GET` would return it.

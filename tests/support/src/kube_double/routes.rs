@@ -9,6 +9,7 @@ use super::discovery;
 use super::http::{ApiRequest, ApiResponse};
 use super::namespaces;
 use super::openapi;
+use super::pods;
 use super::rbac::{self, Attributes};
 use super::secrets;
 use super::serviceaccounts;
@@ -53,6 +54,7 @@ pub(crate) fn respond(double: &Double, req: &ApiRequest) -> ApiResponse {
     match (attrs.group, attrs.resource.as_str()) {
         ("", "secrets") => secrets::handle(&mut cluster, req, &attrs),
         ("", "configmaps") => configmaps::handle(&mut cluster, req, &attrs),
+        ("", "pods") => pods::handle(&mut cluster, req, &attrs),
         ("", "serviceaccounts") => serviceaccounts::handle(double, &mut cluster, req, &attrs),
         ("", "namespaces") => namespaces::handle(&cluster, req, &attrs),
         (AUTHENTICATION_GROUP, "tokenreviews") if attrs.verb == "create" => {
@@ -135,7 +137,7 @@ fn resource_attributes(req: &ApiRequest) -> Option<Attributes> {
         _ => return None,
     };
     let namespaced = match (group, resource) {
-        ("", "secrets" | "configmaps" | "serviceaccounts") => true,
+        ("", "secrets" | "configmaps" | "serviceaccounts" | "pods") => true,
         ("", "namespaces") | (AUTHENTICATION_GROUP, "tokenreviews") => false,
         _ => return None,
     };

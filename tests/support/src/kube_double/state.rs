@@ -56,6 +56,7 @@ pub(crate) struct Cluster {
     pub namespaces: BTreeMap<String, Value>,
     pub secrets: Objects,
     pub configmaps: Objects,
+    pub pods: Objects,
     pub service_accounts: Objects,
     pub grants: Vec<Grant>,
     /// `"VERB PATH"` of every API request served.
@@ -69,6 +70,7 @@ impl Cluster {
             namespaces: BTreeMap::new(),
             secrets: Objects::new(),
             configmaps: Objects::new(),
+            pods: Objects::new(),
             service_accounts: Objects::new(),
             grants: Vec::new(),
             log: Vec::new(),

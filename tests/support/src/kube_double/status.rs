@@ -149,6 +149,15 @@ impl FieldError {
         }
     }
 
+    /// `field.Duplicate(path, value)` for a string value.
+    pub(crate) fn duplicate(field: &str, value: &str) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueDuplicate",
+            message: format!("Duplicate value: {value:?}"),
+        }
+    }
+
     pub(crate) fn forbidden(field: &str, detail: &str) -> FieldError {
         FieldError {
             field: field.to_string(),

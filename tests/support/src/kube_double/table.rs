@@ -37,6 +37,48 @@ pub(crate) const SERVICE_ACCOUNTS: Printer = Printer {
     },
 };
 
+/// kubectl's pod columns (the wide ones, priority 1, left out): ready counts the
+/// containers and the sidecars (init containers with `restartPolicy: Always`).
+pub(crate) const PODS: Printer = Printer {
+    columns: &[
+        ("Name", "string", "name"),
+        ("Ready", "string", ""),
+        ("Status", "string", ""),
+        ("Restarts", "string", ""),
+        ("Age", "string", ""),
+    ],
+    cells: |pod| {
+        let sidecars: Vec<&str> = pod["spec"]["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["restartPolicy"] == "Always")
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len) + sidecars.len();
+        let statuses = |key: &str| pod["status"][key].as_array().cloned().unwrap_or_default();
+        let containers = statuses("containerStatuses");
+        let init = statuses("initContainerStatuses");
+        let sidecar_statuses = init
+            .iter()
+            .filter(|s| sidecars.contains(&s["name"].as_str().unwrap_or("")));
+        let all: Vec<&Value> = containers.iter().chain(sidecar_statuses).collect();
+        let ready = all.iter().filter(|s| s["ready"] == true).count();
+        let restarts: u64 = all.iter().filter_map(|s| s["restartCount"].as_u64()).sum();
+        let phase = match pod["status"]["reason"].as_str() {
+            Some(reason) => json!(reason),
+            None => pod["status"]["phase"].clone(),
+        };
+        vec![
+            name(pod),
+            json!(format!("{ready}/{total}")),
+            phase,
+            json!(restarts.to_string()),
+            age(pod),
+        ]
+    },
+};
+
 pub(crate) const NAMESPACES: Printer = Printer {
     columns: &[
         ("Name", "string", "name"),
