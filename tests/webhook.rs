@@ -1285,3 +1285,72 @@ async fn a_metrics_port_in_use_exits_13_and_off_serves_none() {
     assert!(exit.success(), "exit status {exit}");
     drop(busy);
 }
+
+/// The shipped manifests scrape what the binary serves: the Deployment's `metrics`
+/// port is the one `--metrics-listen` binds, the Service and the optional
+/// ServiceMonitor point at it by name, and the ServiceMonitor stays optional.
+#[test]
+fn the_manifests_expose_the_metrics_port() {
+    let read = |name: &str| -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("manifests/webhook")
+            .join(name);
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let default_port: u16 = secret_zero::env::DEFAULT_METRICS_LISTEN
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port();
+
+    let deployment = read("deployment.yaml");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let listen: SocketAddr = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--metrics-listen="))
+        .expect("the Deployment sets --metrics-listen")
+        .parse()
+        .unwrap();
+    assert_eq!(listen.port(), default_port);
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a container port named metrics");
+    assert_eq!(port["containerPort"], u64::from(listen.port()));
+
+    let service = read("service.yaml");
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a Service port named metrics");
+    assert_eq!(port["targetPort"], "metrics");
+
+    let monitor = read("servicemonitor.yaml");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        service["metadata"]["namespace"]
+    );
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(endpoint["scheme"], "http");
+
+    let kustomization = read("kustomization.yaml");
+    let resources = kustomization["resources"].as_array().unwrap();
+    assert!(resources.contains(&json!("service.yaml")));
+    assert!(
+        !resources.contains(&json!("servicemonitor.yaml")),
+        "the ServiceMonitor needs the Prometheus Operator: it stays optional"
+    );
+}

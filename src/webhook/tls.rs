@@ -300,3 +300,16 @@ pub fn server_config(
     config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::not_after;
+
+    #[test]
+    fn not_after_refuses_what_is_not_a_certificate() {
+        assert!(not_after(b"").is_err());
+        assert!(not_after(b"-----BEGIN CERTIFICATE-----").is_err());
+        // A SEQUENCE holding an INTEGER: no tbsCertificate in it.
+        assert!(not_after(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+    }
+}
