@@ -10,7 +10,7 @@ use crate::env;
 
 /// `secret-zero webhook`: serve the injection of `secret-zero inject` as a mutating
 /// admission webhook (admission.k8s.io/v1) over HTTPS: POST /mutate, GET /healthz,
-/// GET /readyz.
+/// GET /readyz; and Prometheus metrics over plain HTTP on --metrics-listen (GET /metrics).
 ///
 /// Pods annotated `secret-zero.dev/inject: "true"` get the agent, by the same code as
 /// `inject`; others pass untouched. The certificate files are re-read when they change.
