@@ -97,7 +97,6 @@ pub mod testing {
     }
     pub mod webhook {
         pub use crate::env::DEFAULT_MAX_BODY_BYTES;
-        pub use crate::webhook::tls::not_after;
         pub use crate::webhook::{CertFiles, Config, Server};
     }
     pub mod error {
