@@ -78,6 +78,7 @@ pub const LISTEN: &str = "SECRET_ZERO_LISTEN";
 pub const TLS_RELOAD_INTERVAL: &str = "SECRET_ZERO_TLS_RELOAD_INTERVAL";
 pub const MAX_REQUEST_BYTES: &str = "SECRET_ZERO_MAX_REQUEST_BYTES";
 pub const DRAIN_DELAY: &str = "SECRET_ZERO_DRAIN_DELAY";
+pub const METRICS_LISTEN: &str = "SECRET_ZERO_METRICS_LISTEN";
 
 // ---- Defaults ----
 
@@ -112,6 +113,10 @@ pub const DEFAULT_IMAGE: &str = concat!(
 pub const DEFAULT_AUDIT_PAGE_SIZE: u32 = 500;
 /// `webhook --listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+/// `webhook --metrics-listen`: plain HTTP, `GET /metrics`; `off` serves none.
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
+/// The `--metrics-listen` value that serves no metrics.
+pub const METRICS_OFF: &str = "off";
 /// `webhook --tls-reload-interval`.
 pub const DEFAULT_TLS_RELOAD_INTERVAL: &str = "2s";
 /// `webhook --drain-delay`.

@@ -91,7 +91,9 @@ impl Error {
             Error::Format(_) => exit::INPUT,
             Error::Webhook(WebhookError::Tls(_)) => exit::INPUT,
             // Like a socket `serve` cannot bind: the address, not the input, is the problem.
-            Error::Webhook(WebhookError::Listen { .. }) => exit::SOCKET,
+            Error::Webhook(WebhookError::Listen { .. } | WebhookError::MetricsListen { .. }) => {
+                exit::SOCKET
+            }
             Error::Audit(AuditError::Forbidden { .. }) => exit::KUBE_DENIED,
             Error::Audit(AuditError::Fault(e)) => fault_code(e),
         }

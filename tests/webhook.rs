@@ -4,6 +4,7 @@
 //! is tokio-rustls with a hand-written HTTP/1.1 request, so each test chooses exactly
 //! which CA it trusts and how many requests fly at once.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,12 +63,15 @@ fn config(dir: &Path, reload_interval: Duration, drain_delay: Duration) -> Confi
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         drain_delay,
         options: options(),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
     }
 }
 
 /// A running in-process webhook and the files it serves from.
 struct Webhook {
     addr: SocketAddr,
+    /// The plain-HTTP `/metrics` endpoint.
+    metrics: SocketAddr,
     dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
@@ -80,12 +84,14 @@ impl Webhook {
         let config = config(dir.path(), Duration::from_millis(100), Duration::ZERO);
         let server = Server::bind(config).await.expect("webhook starts");
         let addr = server.local_addr().unwrap();
+        let metrics = server.metrics_addr().expect("metrics are served").unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
         Webhook {
             addr,
+            metrics,
             dir,
             stop: Some(stop),
             done: Some(done),
@@ -603,6 +609,8 @@ async fn the_binary_serves_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--drain-delay",
             "200ms",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .arg("--tls-cert")
         .arg(dir.path().join("tls.crt"))
@@ -614,11 +622,27 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         .stdout(Sink::Inherit)
         .spawn();
     let mut lines = BufReader::new(process.child().stderr.take().unwrap()).lines();
+    let mut early = Vec::new();
     let addr: SocketAddr = loop {
-        let line = lines.next().expect("the webhook logs its address").unwrap();
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the webhook logs no address: {early:?}"))
+            .unwrap();
         if let Some(rest) = line.split("listening on https://").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
+        early.push(line);
+    };
+    let metrics: SocketAddr = {
+        let line = lines
+            .next()
+            .expect("the webhook logs its metrics address")
+            .unwrap();
+        let rest = line
+            .split("metrics on http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        rest.trim_end_matches("/metrics").parse().unwrap()
     };
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
 
@@ -628,6 +652,15 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     assert_eq!(
         patched(&review, &response),
         inject_cli(&review["request"]["object"], "shop")
+    );
+    let scraped = scrape(metrics).await;
+    assert_eq!(scraped.value(REVIEWS, &[("outcome", "patched")]), 1.0);
+    assert_eq!(
+        scraped.value(
+            NAMESPACE_REVIEWS,
+            &[("namespace", "shop"), ("outcome", "patched")]
+        ),
+        1.0
     );
     assert_eq!(status_of(&connector, addr, "GET", "/readyz").await, 200);
 
@@ -642,6 +675,10 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     .await
     .unwrap();
     assert!(exit.success(), "exit status {exit}");
+    assert!(
+        http(metrics, "GET", "/metrics").await.is_err(),
+        "the metrics port is closed"
+    );
     let log = log.join().unwrap();
     let review_line = log
         .iter()
@@ -726,5 +763,594 @@ async fn shutdown_drains_without_dropping_reviews() {
             .await
             .is_err(),
         "the listener is closed"
+    );
+}
+
+// ---- Metrics ----
+
+const REVIEWS: &str = "secret_zero_webhook_reviews_total";
+const NAMESPACE_REVIEWS: &str = "secret_zero_webhook_namespace_reviews_total";
+const DURATION: &str = "secret_zero_webhook_review_duration_seconds";
+const RELOADS: &str = "secret_zero_webhook_certificate_reloads_total";
+const RELOAD_FAILURES: &str = "secret_zero_webhook_certificate_reload_failures_total";
+const EXPIRATION: &str = "secret_zero_webhook_certificate_expiration_timestamp_seconds";
+const OUTCOMES: [&str; 5] = ["patched", "unchanged", "skipped", "denied", "error"];
+
+/// One plain HTTP/1.1 request on a fresh connection: `(status, head, body)`.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8(answer).map_err(std::io::Error::other)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP head in the answer"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+/// One sample line of the text format.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// A scrape of `/metrics`, parsed strictly as the Prometheus text format 0.0.4: every
+/// line is a HELP, a TYPE or a sample; every sample belongs to a family typed before it.
+#[derive(Debug)]
+struct Scrape {
+    types: HashMap<String, String>,
+    samples: Vec<Sample>,
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let mut types = HashMap::new();
+        let mut helps = HashSet::new();
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(comment) = line.strip_prefix('#') {
+                let mut words = comment.trim_start().splitn(3, ' ');
+                match (words.next(), words.next(), words.next()) {
+                    (Some("HELP"), Some(name), Some(_)) => {
+                        assert!(is_metric_name(name), "bad HELP line: {line}");
+                        assert!(helps.insert(name.to_string()), "a second HELP: {line}");
+                    }
+                    (Some("TYPE"), Some(name), Some(kind)) => {
+                        assert!(is_metric_name(name), "bad TYPE line: {line}");
+                        assert!(
+                            ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                            "bad TYPE line: {line}"
+                        );
+                        assert!(
+                            types.insert(name.to_string(), kind.to_string()).is_none(),
+                            "a second TYPE: {line}"
+                        );
+                    }
+                    _ => {} // a comment
+                }
+                continue;
+            }
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            let (name, mut rest) = line.split_at(end);
+            assert!(is_metric_name(name), "bad sample line: {line}");
+            let mut labels = BTreeMap::new();
+            if let Some(inner) = rest.strip_prefix('{') {
+                let mut chars = inner.char_indices().peekable();
+                loop {
+                    if let Some((i, '}')) = chars.peek().copied() {
+                        rest = &inner[i + 1..];
+                        break;
+                    }
+                    let key: String = chars
+                        .by_ref()
+                        .map(|(_, c)| c)
+                        .take_while(|&c| c != '=')
+                        .collect();
+                    assert!(
+                        is_metric_name(&key) && !key.contains(':'),
+                        "bad label in: {line}"
+                    );
+                    assert_eq!(
+                        chars.next().map(|(_, c)| c),
+                        Some('"'),
+                        "unquoted label value: {line}"
+                    );
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().map(|(_, c)| c) {
+                            Some('"') => break,
+                            Some('\\') => match chars.next().map(|(_, c)| c) {
+                                Some('\\') => value.push('\\'),
+                                Some('"') => value.push('"'),
+                                Some('n') => value.push('\n'),
+                                other => panic!("bad escape {other:?} in: {line}"),
+                            },
+                            Some(c) => value.push(c),
+                            None => panic!("unterminated label value: {line}"),
+                        }
+                    }
+                    assert!(labels.insert(key, value).is_none(), "a label twice: {line}");
+                    if let Some((_, ',')) = chars.peek() {
+                        chars.next();
+                    }
+                }
+            }
+            let mut fields = rest
+                .strip_prefix(' ')
+                .unwrap_or_else(|| panic!("no value: {line}"))
+                .split(' ');
+            let value = match fields.next() {
+                Some("+Inf") => f64::INFINITY,
+                Some("-Inf") => f64::NEG_INFINITY,
+                Some(v) => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+                None => panic!("no value: {line}"),
+            };
+            if let Some(timestamp) = fields.next() {
+                timestamp
+                    .parse::<i64>()
+                    .unwrap_or_else(|_| panic!("bad timestamp: {line}"));
+            }
+            assert!(fields.next().is_none(), "trailing fields: {line}");
+            let family = [
+                name,
+                name.trim_end_matches("_bucket"),
+                name.trim_end_matches("_sum"),
+                name.trim_end_matches("_count"),
+            ]
+            .into_iter()
+            .find(|f| types.contains_key(*f))
+            .unwrap_or_else(|| panic!("a sample of no typed family: {line}"));
+            if family != name {
+                assert!(
+                    ["histogram", "summary"].contains(&types[family].as_str()),
+                    "{name} is not a sample of {family} ({})",
+                    types[family]
+                );
+            }
+            samples.push(Sample {
+                name: name.to_string(),
+                labels,
+                value,
+            });
+        }
+        Scrape { types, samples }
+    }
+
+    fn of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.name == name)
+    }
+
+    /// The value of the one series `name` with exactly `labels`.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let found: Vec<_> = self.of(name).filter(|s| s.labels == want).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "series {name}{want:?} in {:#?}",
+            self.samples
+        );
+        found[0].value
+    }
+
+    /// `outcome` → value of `reviews_total`, every outcome present.
+    fn reviews(&self) -> BTreeMap<String, f64> {
+        self.of(REVIEWS)
+            .map(|s| {
+                assert_eq!(s.labels.keys().collect::<Vec<_>>(), ["outcome"]);
+                (s.labels["outcome"].clone(), s.value)
+            })
+            .collect()
+    }
+
+    /// `(namespace, outcome)` → value of `namespace_reviews_total`.
+    fn namespace_reviews(&self) -> BTreeMap<(String, String), f64> {
+        self.of(NAMESPACE_REVIEWS)
+            .map(|s| {
+                (
+                    (s.labels["namespace"].clone(), s.labels["outcome"].clone()),
+                    s.value,
+                )
+            })
+            .collect()
+    }
+
+    /// The histogram's count, after checking that its buckets add up.
+    fn duration_count(&self) -> f64 {
+        let count = self.value(&format!("{DURATION}_count"), &[]);
+        let mut last = (f64::NEG_INFINITY, 0.0);
+        for bucket in self.of(&format!("{DURATION}_bucket")) {
+            let le: f64 = match bucket.labels["le"].as_str() {
+                "+Inf" => f64::INFINITY,
+                le => le.parse().unwrap(),
+            };
+            assert!(
+                le > last.0 && bucket.value >= last.1,
+                "buckets out of order: {bucket:?}"
+            );
+            last = (le, bucket.value);
+        }
+        assert_eq!(last, (f64::INFINITY, count), "the +Inf bucket is the count");
+        count
+    }
+}
+
+async fn scrape(addr: SocketAddr) -> Scrape {
+    let (status, head, body) = http(addr, "GET", "/metrics")
+        .await
+        .expect("the metrics answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    Scrape::parse(&body)
+}
+
+/// A self-signed certificate for localhost, valid until midnight UTC of that day:
+/// `(chain, key, notAfter in Unix seconds)`.
+fn cert_until(year: i32, month: u8, day: u8) -> (String, String, f64) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(year, month, day);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let not_after = params.not_after.unix_timestamp() as f64;
+    (cert.pem(), key.serialize_pem(), not_after)
+}
+
+fn write_files(dir: &Path, chain: &str, key: &str) {
+    for (name, text) in [("tls.crt", chain), ("tls.key", key)] {
+        let aside = dir.join(format!(".{name}.new"));
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, dir.join(name)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_review_and_certificate_reload() {
+    let (webhook, connector) = Webhook::start_trusted().await;
+    let (addr, metrics) = (webhook.addr, webhook.metrics);
+    // TestCa's certificates keep rcgen's default notAfter.
+    let test_ca_not_after = rcgen::CertificateParams::default()
+        .not_after
+        .unix_timestamp() as f64;
+
+    // Before any review: every series of every counter exists, at 0.
+    let before = scrape(metrics).await;
+    for (name, kind) in [
+        (REVIEWS, "counter"),
+        (DURATION, "histogram"),
+        (RELOADS, "counter"),
+        (RELOAD_FAILURES, "counter"),
+        (EXPIRATION, "gauge"),
+    ] {
+        assert_eq!(
+            before.types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}"
+        );
+    }
+    let zero: BTreeMap<String, f64> = OUTCOMES.iter().map(|o| (o.to_string(), 0.0)).collect();
+    assert_eq!(before.reviews(), zero);
+    assert!(
+        before.namespace_reviews().is_empty(),
+        "no namespace seen yet"
+    );
+    assert_eq!(before.duration_count(), 0.0);
+    assert_eq!(before.value(RELOADS, &[]), 0.0);
+    assert_eq!(before.value(RELOAD_FAILURES, &[]), 0.0);
+    for sample in &before.samples {
+        if before
+            .types
+            .get(&sample.name)
+            .is_some_and(|t| t == "counter")
+        {
+            assert_eq!(sample.value, 0.0, "{sample:?}");
+        }
+    }
+    assert_eq!(before.value(EXPIRATION, &[]), test_ca_not_after);
+
+    // Reviews that end each way.
+    let review = fixture("pod-create.json");
+    for uid in ["uid-patched-1", "uid-patched-2"] {
+        let response = mutate(&connector, addr, &with_uid(review.clone(), uid)).await;
+        assert!(response.get("patch").is_some(), "{response}");
+    }
+    let mut again = with_uid(review.clone(), "uid-unchanged");
+    again["request"]["object"] = patched(&review, &mutate(&connector, addr, &review).await);
+    let response = mutate(&connector, addr, &again).await;
+    assert!(response.get("patch").is_none(), "{response}");
+    let mut plain = with_uid(review.clone(), "uid-skipped");
+    plain["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secret-zero.dev/inject");
+    assert!(
+        mutate(&connector, addr, &plain)
+            .await
+            .get("patch")
+            .is_none()
+    );
+    let mut bad = with_uid(review.clone(), "uid-denied");
+    bad["request"]["namespace"] = json!("billing");
+    bad["request"]["object"]["metadata"]["namespace"] = json!("billing");
+    bad["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secret-zero.dev/role");
+    assert_eq!(mutate(&connector, addr, &bad).await["allowed"], false);
+    let mut big = fixture("pod-create.json");
+    big["request"]["object"]["metadata"]["annotations"]["filler"] = json!("x".repeat(4 << 20));
+    for (body, status) in [
+        (b"not json at all".to_vec(), 400),
+        (
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#.to_vec(),
+            400,
+        ),
+        (serde_json::to_vec(&big).unwrap(), 413),
+    ] {
+        let (got, _) = request(&connector, addr, "POST", "/mutate", &body).await.unwrap();
+        assert_eq!(got, status);
+    }
+    // Not reviews: not counted.
+    assert_eq!(status_of(&connector, addr, "GET", "/mutate").await, 405);
+    assert_eq!(status_of(&connector, addr, "GET", "/healthz").await, 200);
+
+    let after = scrape(metrics).await;
+    assert_eq!(
+        after.types.get(NAMESPACE_REVIEWS).map(String::as_str),
+        Some("counter")
+    );
+    let want: BTreeMap<String, f64> = [
+        ("patched", 3.0),
+        ("unchanged", 1.0),
+        ("skipped", 1.0),
+        ("denied", 1.0),
+        ("error", 3.0),
+    ]
+    .into_iter()
+    .map(|(o, n)| (o.to_string(), n))
+    .collect();
+    assert_eq!(after.reviews(), want);
+    let mut by_namespace: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for outcome in OUTCOMES {
+        by_namespace.insert(("shop".into(), outcome.into()), 0.0);
+        by_namespace.insert(("billing".into(), outcome.into()), 0.0);
+    }
+    by_namespace.insert(("shop".into(), "patched".into()), 3.0);
+    by_namespace.insert(("shop".into(), "unchanged".into()), 1.0);
+    by_namespace.insert(("shop".into(), "skipped".into()), 1.0);
+    by_namespace.insert(("billing".into(), "denied".into()), 1.0);
+    by_namespace.insert(("(none)".into(), "error".into()), 3.0);
+    assert_eq!(after.namespace_reviews(), by_namespace);
+    assert_eq!(after.duration_count(), 9.0);
+    assert!(after.value(&format!("{DURATION}_sum"), &[]) > 0.0);
+    assert_eq!(after.value(RELOADS, &[]), 0.0);
+
+    // The metrics port serves nothing else.
+    assert_eq!(http(metrics, "GET", "/").await.unwrap().0, 404);
+    assert_eq!(http(metrics, "POST", "/metrics").await.unwrap().0, 405);
+
+    // A renewed certificate: one reload, the new notAfter.
+    let (chain, key, renewed) = cert_until(2031, 5, 17);
+    assert_eq!(renewed, 1_936_742_400.0, "2031-05-17T00:00:00Z");
+    write_files(webhook.dir.path(), &chain, &key);
+    let counted = |name: &'static str, n: f64| {
+        move || async move { (scrape(metrics).await.value(name, &[]) == n).then_some(()) }
+    };
+    WAIT.eventually_async(counted(RELOADS, 1.0), || "the reload is not counted".into())
+        .await;
+    let reloaded = scrape(metrics).await;
+    assert_eq!(reloaded.value(EXPIRATION, &[]), renewed);
+    // The files were replaced one after the other; a poll between them is not a failure.
+    assert_eq!(reloaded.value(RELOAD_FAILURES, &[]), 0.0);
+
+    // Garbage: one failure, however long it stays; the served certificate stays.
+    std::fs::write(webhook.path("tls.key"), "not a key").unwrap();
+    WAIT.eventually_async(counted(RELOAD_FAILURES, 1.0), || {
+        "the failed reload is not counted".into()
+    })
+    .await;
+    Poll::within(Duration::from_millis(500))
+        .every(Duration::from_millis(50))
+        .always_async(
+            || async {
+                let now = scrape(metrics).await;
+                now.value(RELOAD_FAILURES, &[]) == 1.0
+                    && now.value(RELOADS, &[]) == 1.0
+                    && now.value(EXPIRATION, &[]) == renewed
+            },
+            || "one broken pair counted more than once".into(),
+        )
+        .await;
+    // Other garbage is another failure.
+    std::fs::write(webhook.path("tls.crt"), "not a certificate").unwrap();
+    WAIT.eventually_async(counted(RELOAD_FAILURES, 2.0), || {
+        "the second failed reload is not counted".into()
+    })
+    .await;
+    // A good pair again: reloaded, served, and its notAfter.
+    let ca = TestCa::new("third CA");
+    write_cert(webhook.dir.path(), &localhost_cert(&ca));
+    WAIT.eventually_async(counted(RELOADS, 2.0), || {
+        "the second reload is not counted".into()
+    })
+    .await;
+    assert_eq!(
+        status_of(&client(&[&ca]), addr, "GET", "/healthz").await,
+        200
+    );
+    let last = scrape(metrics).await;
+    assert_eq!(last.value(EXPIRATION, &[]), test_ca_not_after);
+    assert_eq!(last.value(RELOAD_FAILURES, &[]), 2.0);
+    assert_eq!(last.reviews(), want);
+
+    webhook.stop().await;
+    assert!(
+        http(metrics, "GET", "/metrics").await.is_err(),
+        "the metrics port closes with the webhook"
+    );
+}
+
+/// A metrics port in use: one line, exit 13 (like the webhook's own address); `off`
+/// serves none, so the same busy port is no obstacle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_port_in_use_exits_13_and_off_serves_none() {
+    use std::io::{BufRead, BufReader};
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().to_string();
+    let ca = TestCa::new("webhook test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_cert(dir.path(), &localhost_cert(&ca));
+    let webhook = || {
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(["webhook", "--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"));
+        cmd
+    };
+
+    let run = webhook().args(["--metrics-listen", &port]).run();
+    run.expect(13);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(lines[0].contains(&port), "{}", lines[0]);
+    assert!(lines[0].contains("--metrics-listen"), "{}", lines[0]);
+    // The variable does the same.
+    let run = webhook().env("SECRET_ZERO_METRICS_LISTEN", &port).run();
+    run.expect(13);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+
+    // An empty value is refused (off says it), as bad usage.
+    let run = webhook().args(["--metrics-listen", ""]).run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("off"), "{}", run.stderr);
+
+    // off: no metrics, the webhook serves.
+    let mut process = webhook()
+        .env("SECRET_ZERO_METRICS_LISTEN", "off")
+        .stdout(Sink::Inherit)
+        .spawn();
+    let mut lines = BufReader::new(process.child().stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("the webhook logs its address").unwrap();
+        log.push(line.clone());
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    log.push(lines.next().expect("a line about metrics").unwrap());
+    assert!(log.iter().any(|l| l.contains("metrics off")), "{log:?}");
+    assert_eq!(
+        status_of(&client(&[&ca]), addr, "GET", "/healthz").await,
+        200
+    );
+    process.terminate();
+    let exit = tokio::task::spawn_blocking(move || {
+        process.wait_exit(Poll::within(Duration::from_secs(15)), String::new)
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+    drop(busy);
+}
+
+/// The shipped manifests scrape what the binary serves: the Deployment's `metrics`
+/// port is the one `--metrics-listen` binds, the Service and the optional
+/// ServiceMonitor point at it by name, and the ServiceMonitor stays optional.
+#[test]
+fn the_manifests_expose_the_metrics_port() {
+    let read = |name: &str| -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("manifests/webhook")
+            .join(name);
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let default_port: u16 = secret_zero::env::DEFAULT_METRICS_LISTEN
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port();
+
+    let deployment = read("deployment.yaml");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let listen: SocketAddr = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--metrics-listen="))
+        .expect("the Deployment sets --metrics-listen")
+        .parse()
+        .unwrap();
+    assert_eq!(listen.port(), default_port);
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a container port named metrics");
+    assert_eq!(port["containerPort"], u64::from(listen.port()));
+
+    let service = read("service.yaml");
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a Service port named metrics");
+    assert_eq!(port["targetPort"], "metrics");
+
+    let monitor = read("servicemonitor.yaml");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        service["metadata"]["namespace"]
+    );
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(endpoint["scheme"], "http");
+
+    let kustomization = read("kustomization.yaml");
+    let resources = kustomization["resources"].as_array().unwrap();
+    assert!(resources.contains(&json!("service.yaml")));
+    assert!(
+        !resources.contains(&json!("servicemonitor.yaml")),
+        "the ServiceMonitor needs the Prometheus Operator: it stays optional"
     );
 }

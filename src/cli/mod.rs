@@ -63,7 +63,7 @@ Exit codes:
   10  get: this process is not allowed by the agent (403)
   11  get: no delivery left (410)
   12  get/probe: no agent on the socket, or not ready
-  13  serve: the socket cannot be bound; webhook: the listen address cannot be bound
+  13  serve: the socket cannot be bound; webhook: the listen or metrics address cannot be bound
   14  rotate: some Secrets failed (each named in the log); nothing retired
   15  rotate --retire: refused, some Secrets still lag (listed in the log)
   16  audit: stray pods found (annotated without the agent, or another agent image)";

@@ -16,6 +16,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         drain_delay: args.drain_delay,
         // The namespace comes from each review.
         options: args.defaults.options(None),
+        metrics_listen: args.metrics_listen.0,
     };
     let server = Server::bind(config).await?;
     let addr = server
@@ -24,6 +25,15 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
     tracing::info!(
         "webhook: listening on https://{addr} (POST /mutate, GET /healthz, GET /readyz)"
     );
+    match server.metrics_addr() {
+        Some(Ok(metrics)) => tracing::info!("webhook: metrics on http://{metrics}/metrics"),
+        Some(Err(e)) => {
+            return Err(Error::internal(format!(
+                "webhook: no local address for metrics: {e}"
+            )));
+        }
+        None => tracing::info!("webhook: metrics off (--metrics-listen off)"),
+    }
     server
         .run(async {
             crate::signals::terminated().await;

@@ -3,9 +3,12 @@
 //!
 //! - [`review`]: AdmissionReview in, AdmissionReview with a JSONPatch out (pure).
 //! - [`tls`]: the serving certificate, reloaded when cert-manager rotates it.
+//! - [`metrics`]: reviews, latency and certificate reloads, for Prometheus.
 //! - this module: the HTTPS server, its routes (`/mutate`, `/healthz`, `/readyz`),
-//!   the body size limit, one log line per review, graceful shutdown.
+//!   the body size limit, one log line per review, graceful shutdown; and the plain
+//!   HTTP server of `GET /metrics` on its own port, stopped with it.
 
+pub mod metrics;
 pub mod review;
 pub mod tls;
 
@@ -28,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::inject::Options;
+pub use metrics::{Metrics, Outcome};
 pub use tls::{CertFiles, TlsError};
 
 /// How long a client may take to complete the TLS handshake.
@@ -61,6 +65,8 @@ pub struct Config {
     pub drain_delay: Duration,
     /// The injection's defaults (image, Vault address, legacy sidecar).
     pub options: Options,
+    /// Address of the plain-HTTP `/metrics` endpoint; `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the server cannot start.
@@ -73,6 +79,11 @@ pub enum WebhookError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("webhook: cannot serve metrics on {addr}: {source}")]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl WebhookError {
@@ -81,6 +92,7 @@ impl WebhookError {
         match self {
             WebhookError::Tls(_) => "give --tls-cert a PEM chain (leaf first) and --tls-key its PEM private key (cert-manager's tls.crt and tls.key)".into(),
             WebhookError::Listen { .. } => "choose a free address with --listen (a port above 1024 when not root)".into(),
+            WebhookError::MetricsListen { .. } => "choose a free address with --metrics-listen, or --metrics-listen off to serve no metrics".into(),
         }
     }
 }
@@ -89,11 +101,13 @@ struct State {
     options: Options,
     max_body_bytes: usize,
     ready: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 /// A bound server, ready to [`Server::run`].
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     acceptor: TlsAcceptor,
     state: Arc<State>,
     drain_delay: Duration,
@@ -112,14 +126,30 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
-        resolver.spawn_reloader(config.tls.clone(), config.reload_interval);
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| WebhookError::MetricsListen { addr, source })?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        metrics.certificate_loaded(resolver.not_after());
+        resolver.spawn_reloader(
+            config.tls.clone(),
+            config.reload_interval,
+            Arc::clone(&metrics),
+        );
         Ok(Server {
             listener,
+            metrics_listener,
             acceptor: TlsAcceptor::from(server_config),
             state: Arc::new(State {
                 options: config.options,
                 max_body_bytes: config.max_body_bytes,
                 ready: AtomicBool::new(true),
+                metrics,
             }),
             drain_delay: config.drain_delay,
         })
@@ -128,6 +158,11 @@ impl Server {
     /// The address actually bound (port 0 picks a free one).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the `/metrics` endpoint actually bound, if it is served.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// Serve until `shutdown` completes; then fail `/readyz` for the drain delay while
@@ -178,6 +213,26 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                accepted = accept(self.metrics_listener.as_ref()) => match accepted {
+                    Ok((stream, peer)) => {
+                        let metrics = Arc::clone(&self.state.metrics);
+                        let service = service_fn(move |request| serve_metrics(Arc::clone(&metrics), request));
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), service);
+                        let watched = graceful.watch(connection);
+                        tokio::spawn(async move {
+                            if let Err(e) = watched.await {
+                                tracing::debug!(%peer, "webhook: metrics connection ended: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("webhook: accept on the metrics port failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
                 () = &mut shutdown, if drain_until.is_none() => {
                     self.state.ready.store(false, Ordering::SeqCst);
                     tracing::info!(
@@ -190,6 +245,7 @@ impl Server {
             }
         }
         drop(self.listener);
+        drop(self.metrics_listener);
         let open = graceful.count();
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, graceful.shutdown())
             .await
@@ -201,7 +257,38 @@ impl Server {
     }
 }
 
+/// The next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 type HttpsReply = Response<Full<Bytes>>;
+
+/// The metrics port: `GET /metrics`, nothing else.
+async fn serve_metrics(
+    metrics: Arc<Metrics>,
+    request: Request<Incoming>,
+) -> Result<HttpsReply, Infallible> {
+    let answer = match (request.uri().path(), request.method()) {
+        ("/metrics", &Method::GET) => respond(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            metrics.encode().into_bytes(),
+        ),
+        ("/metrics", _) => not_allowed("GET"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint",
+            "the metrics port serves GET /metrics",
+        ),
+    };
+    Ok(answer)
+}
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<HttpsReply, Infallible> {
     let path = request.uri().path().to_owned();
@@ -226,6 +313,19 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<HttpsRe
 
 async fn mutate(state: &State, request: Request<Incoming>) -> HttpsReply {
     let started = Instant::now();
+    let (answer, outcome, namespace) = answer_review(state, request, started).await;
+    state.metrics.review(outcome, &namespace, started.elapsed());
+    answer
+}
+
+/// The answer to one request to `/mutate`, how it ended, and the review's namespace
+/// (empty when the body was not a review).
+async fn answer_review(
+    state: &State,
+    request: Request<Incoming>,
+    started: Instant,
+) -> (HttpsReply, Outcome, String) {
+    let failed = |answer: HttpsReply| (answer, Outcome::Error, String::new());
     let limit = state.max_body_bytes;
     let declared = request
         .headers()
@@ -254,29 +354,29 @@ async fn mutate(state: &State, request: Request<Incoming>) -> HttpsReply {
                 header::CONNECTION,
                 header::HeaderValue::from_static("close"),
             );
-            return answer;
+            return failed(answer);
         }
         Ok(Err(BodyError::Read(e))) => {
             tracing::warn!(
                 outcome = "refused",
                 "webhook: cannot read the request body: {e}"
             );
-            return error(
+            return failed(error(
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the request body: {e}"),
                 "send an AdmissionReview",
-            );
+            ));
         }
         Err(_) => {
             tracing::warn!(
                 outcome = "refused",
                 "webhook: the request body did not arrive in time"
             );
-            return error(
+            return failed(error(
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body did not arrive in time",
                 "send the whole AdmissionReview at once",
-            );
+            ));
         }
     };
     match review::review(&body, &state.options) {
@@ -302,7 +402,11 @@ async fn mutate(state: &State, request: Request<Incoming>) -> HttpsReply {
                 "review"
             );
             let body = serde_json::to_vec(&answer.review).unwrap_or_default();
-            respond(StatusCode::OK, "application/json", body)
+            (
+                respond(StatusCode::OK, "application/json", body),
+                Outcome::from(&answer.outcome),
+                answer.namespace,
+            )
         }
         Err(malformed) => {
             tracing::warn!(
@@ -310,11 +414,11 @@ async fn mutate(state: &State, request: Request<Incoming>) -> HttpsReply {
                 ms = elapsed_ms(started),
                 "webhook: review refused: {malformed}"
             );
-            error(
+            failed(error(
                 StatusCode::BAD_REQUEST,
                 &malformed.0,
                 "POST an admission.k8s.io/v1 AdmissionReview with a request and its uid",
-            )
+            ))
         }
     }
 }

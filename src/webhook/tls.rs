@@ -17,6 +17,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
+use super::metrics::Metrics;
+
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -73,10 +75,23 @@ impl ReloadingCert {
         }))
     }
 
+    /// The notAfter of the leaf now served, in Unix seconds (`None`: unreadable).
+    pub fn not_after(&self) -> Option<i64> {
+        let current = Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner));
+        leaf_not_after(&current)
+    }
+
     /// Poll the files every `interval` and swap in a changed, valid pair. A pair that
-    /// does not load (e.g. the certificate written, the key not yet) is retried at the
-    /// next tick; the old one keeps serving meanwhile.
-    pub fn spawn_reloader(self: &Arc<Self>, files: CertFiles, interval: Duration) {
+    /// does not load keeps the old one serving; it is logged and counted as a failed
+    /// reload once it is seen on two polls in a row, so that files caught half-written
+    /// (the certificate written, the key not yet) are not reported, and a broken state
+    /// that stays is reported once.
+    pub fn spawn_reloader(
+        self: &Arc<Self>,
+        files: CertFiles,
+        interval: Duration,
+        metrics: Arc<Metrics>,
+    ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let taken = this
@@ -88,39 +103,129 @@ impl ReloadingCert {
                 cert: Vec::new(),
                 key: Zeroizing::new(Vec::new()),
             });
-            let mut warned = false;
+            // The broken state seen at the last poll, and whether it was reported.
+            let mut broken: Option<(Broken, bool)> = None;
             loop {
                 tokio::time::sleep(interval).await;
-                let changed = read(&files).and_then(|(cert, key)| {
-                    if cert == last.cert && *key == *last.key {
-                        return Ok(None);
-                    }
-                    let certified = parse(&files, &cert, &key, &this.provider)?;
-                    Ok(Some((certified, Loaded { cert, key })))
-                });
-                match changed {
-                    Ok(None) => {}
-                    Ok(Some((certified, loaded))) => {
-                        let summary = describe(&certified);
-                        *this.current.write().unwrap_or_else(PoisonError::into_inner) =
-                            Arc::new(certified);
-                        tracing::info!(
-                            "webhook: reloaded the TLS certificate from {} ({summary})",
-                            files.cert.display()
-                        );
-                        last = loaded;
-                        warned = false;
-                    }
-                    Err(e) => {
-                        if !warned {
-                            tracing::warn!("webhook: {e}; still serving the previous certificate");
-                            warned = true;
+                let (seen, error) = match read(&files) {
+                    Err(e) => (Broken::Unreadable(e.to_string()), e),
+                    Ok((cert, key)) => {
+                        if cert == last.cert && *key == *last.key {
+                            broken = None;
+                            continue;
+                        }
+                        match parse(&files, &cert, &key, &this.provider) {
+                            Ok(certified) => {
+                                let summary = describe(&certified);
+                                let not_after = leaf_not_after(&certified);
+                                *this.current.write().unwrap_or_else(PoisonError::into_inner) =
+                                    Arc::new(certified);
+                                metrics.certificate_reloaded(not_after);
+                                tracing::info!(
+                                    "webhook: reloaded the TLS certificate from {} ({summary})",
+                                    files.cert.display()
+                                );
+                                last = Loaded { cert, key };
+                                broken = None;
+                                continue;
+                            }
+                            Err(e) => (Broken::Unusable(Loaded { cert, key }), e),
                         }
                     }
+                };
+                match &mut broken {
+                    Some((before, reported)) if before.same(&seen) => {
+                        if !*reported {
+                            tracing::warn!(
+                                "webhook: {error}; still serving the previous certificate"
+                            );
+                            metrics.certificate_reload_failed();
+                            *reported = true;
+                        }
+                    }
+                    _ => broken = Some((seen, false)),
                 }
             }
         });
     }
+}
+
+/// Certificate files that cannot be used.
+enum Broken {
+    /// They cannot be read (the message).
+    Unreadable(String),
+    /// They were read but do not make a usable pair.
+    Unusable(Loaded),
+}
+
+impl Broken {
+    fn same(&self, other: &Broken) -> bool {
+        match (self, other) {
+            (Broken::Unreadable(a), Broken::Unreadable(b)) => a == b,
+            (Broken::Unusable(a), Broken::Unusable(b)) => a.cert == b.cert && *a.key == *b.key,
+            _ => false,
+        }
+    }
+}
+
+/// The leaf's notAfter, logged when it cannot be read (rustls took the certificate, so
+/// that would be odd; the gauge then says 0, which an expiry alert notices).
+fn leaf_not_after(certified: &CertifiedKey) -> Option<i64> {
+    let leaf = certified.cert.first()?;
+    match not_after(leaf.as_ref()) {
+        Ok(seconds) => Some(seconds),
+        Err(e) => {
+            tracing::warn!("webhook: cannot read the certificate's notAfter: {e}");
+            None
+        }
+    }
+}
+
+/// The notAfter of a DER X.509 certificate, in Unix seconds.
+///
+/// Only the path to `tbsCertificate.validity` is decoded (RFC 5280, 4.1): the
+/// certificate was already parsed and checked against its key by rustls.
+pub fn not_after(der: &[u8]) -> Result<i64, der::Error> {
+    use der::{Decode, Reader, SliceReader, Tag, TagNumber, asn1::AnyRef};
+
+    fn time<'a>(r: &mut SliceReader<'a>) -> Result<Duration, der::Error> {
+        use der::asn1::{GeneralizedTime, UtcTime};
+        match Tag::peek(r)? {
+            Tag::UtcTime => Ok(UtcTime::decode(r)?.to_unix_duration()),
+            Tag::GeneralizedTime => Ok(GeneralizedTime::decode(r)?.to_unix_duration()),
+            tag => Err(tag.unexpected_error(None).into()),
+        }
+    }
+    fn rest(r: &mut SliceReader<'_>) -> Result<(), der::Error> {
+        r.read_slice(r.remaining_len()).map(drop)
+    }
+
+    let mut reader = SliceReader::new(der)?;
+    let not_after = reader.sequence(|certificate| {
+        let not_after = certificate.sequence(|tbs| {
+            let version = Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber(0),
+            };
+            if Tag::peek(tbs)? == version {
+                AnyRef::decode(tbs)?;
+            }
+            // serialNumber, signature, issuer
+            for _ in 0..3 {
+                AnyRef::decode(tbs)?;
+            }
+            let not_after = tbs.sequence(|validity| {
+                time(validity)?;
+                time(validity)
+            })?;
+            rest(tbs)?;
+            Ok::<_, der::Error>(not_after)
+        })?;
+        rest(certificate)?;
+        Ok::<_, der::Error>(not_after)
+    })?;
+    reader.finish()?;
+    i64::try_from(not_after.as_secs()).map_err(|_| der::ErrorKind::Overflow.into())
 }
 
 fn read(files: &CertFiles) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), TlsError> {
@@ -194,4 +299,17 @@ pub fn server_config(
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_after;
+
+    #[test]
+    fn not_after_refuses_what_is_not_a_certificate() {
+        assert!(not_after(b"").is_err());
+        assert!(not_after(b"-----BEGIN CERTIFICATE-----").is_err());
+        // A SEQUENCE holding an INTEGER: no tbsCertificate in it.
+        assert!(not_after(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+    }
 }
