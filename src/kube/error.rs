@@ -27,7 +27,12 @@ pub enum KubeError {
 
     /// Connection faults, timeouts, 5xx and 429.
     #[error("transient failure on {object}: {detail}")]
-    Transient { object: String, detail: String },
+    Transient {
+        object: String,
+        detail: String,
+        /// The API server's `retryAfterSeconds` (API Priority and Fairness sends it).
+        retry_after: Option<std::time::Duration>,
+    },
 
     /// Any other refusal (400, 422...).
     #[error("request on {object} refused (HTTP {code}): {message}")]
@@ -58,6 +63,12 @@ impl KubeError {
                     (429, _) | (500..=599, _) => KubeError::Transient {
                         object,
                         detail: format!("HTTP {}: {message}", status.code),
+                        retry_after: status
+                            .details
+                            .as_ref()
+                            .map(|d| d.retry_after_seconds)
+                            .filter(|&s| s > 0)
+                            .map(|s| std::time::Duration::from_secs(u64::from(s))),
                     },
                     (code, _) => KubeError::Refused {
                         object,
@@ -72,6 +83,7 @@ impl KubeError {
             other => KubeError::Transient {
                 object,
                 detail: root_cause(&other),
+                retry_after: None,
             },
         }
     }
@@ -107,5 +119,12 @@ impl KubeError {
 impl crate::retry::Transient for KubeError {
     fn is_transient(&self) -> bool {
         KubeError::is_transient(self)
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            KubeError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }

@@ -72,6 +72,9 @@ impl std::fmt::Debug for Client {
 pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Zeroizing<Vec<u8>>,
+    /// `Retry-After`, in seconds, when Vault sent one (a rate-limit quota does when
+    /// `enable_rate_limit_response_headers` is on).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Client {
@@ -140,7 +143,7 @@ impl Client {
         if answer.status.is_success() {
             return Ok(answer);
         }
-        Err(status_error(path, answer.status, &answer.body))
+        Err(status_error(path, &answer))
     }
 
     /// Send one request and return the answer whatever its status; only transport
@@ -177,6 +180,11 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(path, e))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::retry::parse_retry_after);
         let bytes = response
             .bytes()
             .await
@@ -184,6 +192,7 @@ impl Client {
         Ok(Reply {
             status,
             body: Zeroizing::new(Vec::from(bytes)),
+            retry_after,
         })
     }
 
@@ -216,6 +225,7 @@ impl Client {
         VaultError::Transient {
             path: path.to_string(),
             detail: what,
+            retry_after: None,
         }
     }
 }
@@ -228,9 +238,10 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, V
     })
 }
 
-/// Map a non-2xx status and Vault's `{"errors": [...]}` body to a typed error.
-pub(crate) fn status_error(path: &str, status: StatusCode, body: &[u8]) -> VaultError {
-    let message = server_message(body);
+/// Map a non-2xx answer and Vault's `{"errors": [...]}` body to a typed error.
+pub(crate) fn status_error(path: &str, answer: &Reply) -> VaultError {
+    let status = answer.status;
+    let message = server_message(&answer.body);
     let path = path.to_string();
     match status.as_u16() {
         403 => VaultError::PermissionDenied { path, message },
@@ -239,6 +250,7 @@ pub(crate) fn status_error(path: &str, status: StatusCode, body: &[u8]) -> Vault
         429 | 500..=599 => VaultError::Transient {
             path,
             detail: format!("HTTP {}: {message}", status.as_u16()),
+            retry_after: answer.retry_after,
         },
         code => VaultError::InvalidRequest {
             path,

@@ -40,7 +40,12 @@ pub enum VaultError {
 
     /// 5xx, 429, connection refused or reset, timeout: worth retrying with backoff.
     #[error("transient failure on {path}: {detail}")]
-    Transient { path: String, detail: String },
+    Transient {
+        path: String,
+        detail: String,
+        /// The server's `Retry-After`, when it sent one (a rate-limit quota does).
+        retry_after: Option<std::time::Duration>,
+    },
 
     /// The TLS handshake failed: most often the server's certificate is not signed by
     /// the CA in VAULT_CACERT.
@@ -170,5 +175,12 @@ fn mount_of(path: &str) -> &str {
 impl crate::retry::Transient for VaultError {
     fn is_transient(&self) -> bool {
         VaultError::is_transient(self)
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            VaultError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }

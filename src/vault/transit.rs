@@ -263,7 +263,7 @@ impl Client {
         let batch = match parse::<Data<BatchOut>>(&path, &answer.body) {
             Ok(out) if answer.status.is_success() || answer.status.as_u16() == 400 => out.data,
             _ if !answer.status.is_success() => {
-                return Err(status_error(&path, answer.status, &answer.body));
+                return Err(status_error(&path, &answer));
             }
             Err(e) => return Err(e),
             Ok(out) => out.data,
