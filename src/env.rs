@@ -65,6 +65,7 @@ pub const INJECT_OUTPUT: &str = "SECRET_ZERO_INJECT_OUTPUT";
 pub const LEGACY_SIDECAR: &str = "SECRET_ZERO_LEGACY_SIDECAR";
 pub const INJECT_IMAGE: &str = "SECRET_ZERO_INJECT_IMAGE";
 pub const INJECT_VAULT_ADDR: &str = "SECRET_ZERO_INJECT_VAULT_ADDR";
+pub const AGENT_UID: &str = "SECRET_ZERO_AGENT_UID";
 
 // `webhook`.
 pub const TLS_CERT: &str = "SECRET_ZERO_TLS_CERT";
