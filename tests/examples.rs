@@ -345,6 +345,37 @@ fn shell_with_curl_reads_once_then_reports_410() {
     check(&shell("curl"));
 }
 
+/// The shell example exports nothing: a command it starts finds none of the values in
+/// its environment (`env`, `/proc/self/environ`) and gets the one it names on stdin.
+#[test]
+fn the_shell_example_exports_nothing_and_hands_a_value_on_stdin() {
+    let child = "v=$(cat); env; tr '\\0' '\\n' < /proc/self/environ; printf 'stdin=%s\\n' \"$v\"";
+    for way in ["get", "curl"] {
+        let example = shell(way);
+        let served = Served::start(&[]);
+        let out = example.run(
+            served.socket(),
+            &["API_KEY", "--", "sh", "-c", child],
+            false,
+        );
+        let (stdout, stderr) = (&out.stdout, &out.stderr);
+        assert_eq!(out.code, 0, "{way}: {stdout}{stderr}");
+        let holding: Vec<&str> = stdout.lines().filter(|l| l.contains(SENTINEL)).collect();
+        assert_eq!(
+            holding,
+            [format!("stdin={SENTINEL}")],
+            "{way}: the value is somewhere else than on stdin:\n{stdout}"
+        );
+        for key in ["API_KEY=", "DB_PASSWORD=", "port="] {
+            assert!(
+                !stdout.lines().any(|l| l.starts_with(key)),
+                "{way}: {key} exported:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains("SECRET_ZERO_SOCKET="), "{way}: {stdout}");
+    }
+}
+
 #[test]
 fn the_rust_client_example_reads_once_then_reports_410() {
     check(&rust());

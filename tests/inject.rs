@@ -131,7 +131,8 @@ fn the_injected_pod_has_everything_the_example_shows() {
     );
     let sc = &agent["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
-    assert_eq!(sc["runAsUser"], 65532);
+    // No uid of its own: it inherits the pod's runAsUser (1000).
+    assert!(sc.get("runAsUser").is_none(), "{sc}");
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
@@ -173,10 +174,11 @@ fn the_injected_pod_has_everything_the_example_shows() {
             "{container}"
         );
     }
-    // The app containers' uids (pod-level 1000, container-level 2000) may read.
+    // The app containers' uids may read: pod-level 1000 is the agent's own (always
+    // admitted), container-level 2000 is named.
     let args = args_of(agent);
+    assert!(!args.contains(&"--allow-uid=1000".to_string()), "{args:?}");
     for flag in [
-        "--allow-uid=1000",
         "--allow-uid=2000",
         "--socket-mode=0666",
         "--secret=shop/app-secrets#ciphertext",
@@ -192,18 +194,262 @@ fn the_injected_pod_has_everything_the_example_shows() {
     assert_eq!(spec["volumes"][0]["name"], "cache");
 }
 
-#[test]
-fn an_app_without_run_as_user_is_warned_about() {
-    let input = pod_yaml("web", "", "");
-    let out = run_inject(&["-"], Some(&input));
+// ---------------------------------------------------------------- the agent's uid
+
+/// A Pod for shop/app with `annotations` added, `pod_sc` as the pod's securityContext
+/// and `app_sc` as the app container's (each `None`: absent), as JSON.
+fn uid_pod(annotations: Value, pod_sc: Option<Value>, app_sc: Option<Value>) -> String {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": {
+            "secret-zero.dev/inject": "true",
+            "secret-zero.dev/secret": "app-secrets",
+            "secret-zero.dev/role": "shop-app",
+            "secret-zero.dev/vault-addr": "https://vault.vault.svc:8200",
+        }},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+    });
+    for (k, v) in annotations.as_object().unwrap() {
+        pod["metadata"]["annotations"][k] = v.clone();
+    }
+    if let Some(sc) = pod_sc {
+        pod["spec"]["securityContext"] = sc;
+    }
+    if let Some(sc) = app_sc {
+        pod["spec"]["containers"][0]["securityContext"] = sc;
+    }
+    pod.to_string()
+}
+
+/// Inject `input` with `args` (and `env`), expecting success: the agent container and
+/// what was logged.
+fn inject_agent(input: &str, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
+    let out = Cmd::secret_zero()
+        .arg("inject")
+        .args(["-o", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(input)
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("sets no runAsUser"),
-        "no warning: {}",
-        out.stderr
+    let pod = out.json();
+    (agent_of(&pod["spec"]).clone(), out.stderr)
+}
+
+/// The agent's security context is restricted whatever its uid.
+fn assert_restricted(agent: &Value) {
+    let sc = &agent["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true, "{sc}");
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
+    assert_eq!(sc["privileged"], false, "{sc}");
+    assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}), "{sc}");
+    assert_eq!(
+        sc["seccompProfile"],
+        json!({"type": "RuntimeDefault"}),
+        "{sc}"
     );
-    let agent = agent_of(&yaml_docs(&out.stdout)[0]["spec"]).clone();
-    assert!(!args_of(&agent).iter().any(|a| a.starts_with("--allow-uid")));
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{sc}");
+    assert!(sc.get("runAsGroup").is_none(), "{sc}");
+}
+
+fn allow_uids(agent: &Value) -> Vec<String> {
+    args_of(agent)
+        .into_iter()
+        .filter(|a| a.starts_with("--allow-uid") || a.starts_with("--socket-mode"))
+        .collect()
+}
+
+/// OpenShift's restricted-v2: nobody sets runAsUser, the platform assigns one uid to
+/// every container of the pod. The agent sets none either, so it runs as that uid and
+/// its own-uid rule admits the app: no --allow-uid, no 0666 socket, no warning.
+#[test]
+fn with_no_run_as_user_anywhere_the_agent_sets_none_and_admits_its_own_uid() {
+    let (agent, log) = inject_agent(&uid_pod(json!({}), None, None), &[], &[]);
+    assert_restricted(&agent);
+    assert!(
+        agent["securityContext"].get("runAsUser").is_none(),
+        "{agent}"
+    );
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+    assert!(!log.contains("WARN"), "{log}");
+    // A pod-level securityContext without runAsUser is the same.
+    let (agent, log) = inject_agent(
+        &uid_pod(
+            json!({}),
+            Some(json!({"runAsNonRoot": true, "fsGroup": 2000})),
+            Some(json!({"readOnlyRootFilesystem": true})),
+        ),
+        &[],
+        &[],
+    );
+    assert!(agent["securityContext"].get("runAsUser").is_none());
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+/// runAsUser on the pod: the agent inherits it, the same uid as the app.
+#[test]
+fn a_pod_level_run_as_user_is_inherited_by_the_agent() {
+    let (agent, log) = inject_agent(
+        &uid_pod(json!({}), Some(json!({"runAsUser": 1000})), None),
+        &[],
+        &[],
+    );
+    assert_restricted(&agent);
+    assert!(agent["securityContext"].get("runAsUser").is_none());
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+/// runAsUser on the app container only: that uid is admitted, the socket opened to it.
+#[test]
+fn a_container_level_run_as_user_is_admitted() {
+    for pod_sc in [None, Some(json!({"runAsUser": 1000}))] {
+        let (agent, _) = inject_agent(
+            &uid_pod(json!({}), pod_sc.clone(), Some(json!({"runAsUser": 2000}))),
+            &[],
+            &[],
+        );
+        assert_restricted(&agent);
+        assert!(agent["securityContext"].get("runAsUser").is_none());
+        assert_eq!(
+            allow_uids(&agent),
+            ["--allow-uid=2000", "--socket-mode=0666"],
+            "pod securityContext {pod_sc:?}"
+        );
+    }
+}
+
+/// The annotation pins the agent's uid; the readers' uids are still admitted, and one
+/// equal to the pin needs no flag.
+#[test]
+fn the_agent_uid_annotation_pins_the_agent() {
+    let pin = json!({"secret-zero.dev/agent-uid": "4242"});
+    let (agent, _) = inject_agent(
+        &uid_pod(pin.clone(), None, Some(json!({"runAsUser": 2000}))),
+        &[],
+        &[],
+    );
+    assert_restricted(&agent);
+    assert_eq!(agent["securityContext"]["runAsUser"], 4242);
+    assert_eq!(
+        allow_uids(&agent),
+        ["--allow-uid=2000", "--socket-mode=0666"]
+    );
+
+    let (agent, _) = inject_agent(
+        &uid_pod(pin.clone(), Some(json!({"runAsUser": 4242})), None),
+        &[],
+        &[],
+    );
+    assert_eq!(agent["securityContext"]["runAsUser"], 4242);
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+
+    // Pinned, and an app whose uid nobody set: the warning still applies there.
+    let (agent, log) = inject_agent(&uid_pod(pin, None, None), &[], &[]);
+    assert_eq!(agent["securityContext"]["runAsUser"], 4242);
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+    assert!(
+        log.contains("container app sets no runAsUser and the agent is pinned to uid 4242"),
+        "{log}"
+    );
+}
+
+/// `--agent-uid` (or SECRET_ZERO_AGENT_UID) is the default for pods without the
+/// annotation; the annotation wins.
+#[test]
+fn the_agent_uid_flag_is_the_default_and_the_annotation_wins() {
+    let plain = uid_pod(json!({}), Some(json!({"runAsUser": 1000})), None);
+    let (agent, _) = inject_agent(&plain, &["--agent-uid", "7000"], &[]);
+    assert_restricted(&agent);
+    assert_eq!(agent["securityContext"]["runAsUser"], 7000);
+    assert_eq!(
+        allow_uids(&agent),
+        ["--allow-uid=1000", "--socket-mode=0666"]
+    );
+    let (agent, _) = inject_agent(&plain, &[], &[("SECRET_ZERO_AGENT_UID", "7001")]);
+    assert_eq!(agent["securityContext"]["runAsUser"], 7001);
+
+    let annotated = uid_pod(
+        json!({"secret-zero.dev/agent-uid": "1000"}),
+        Some(json!({"runAsUser": 1000})),
+        None,
+    );
+    let (agent, _) = inject_agent(&annotated, &["--agent-uid", "7000"], &[]);
+    assert_eq!(agent["securityContext"]["runAsUser"], 1000);
+    assert!(allow_uids(&agent).is_empty(), "{agent}");
+}
+
+/// A pod running as root at pod level: the agent (runAsNonRoot) must not inherit 0, so
+/// it keeps the image's uid and admits the app's root.
+#[test]
+fn a_pod_level_root_is_not_inherited() {
+    let (agent, _) = inject_agent(
+        &uid_pod(json!({}), Some(json!({"runAsUser": 0})), None),
+        &[],
+        &[],
+    );
+    assert_restricted(&agent);
+    assert_eq!(agent["securityContext"]["runAsUser"], 65532);
+    assert_eq!(allow_uids(&agent), ["--allow-uid=0", "--socket-mode=0666"]);
+}
+
+#[test]
+fn an_invalid_agent_uid_annotation_is_refused() {
+    for (value, why) in [
+        ("nobody", "\"nobody\" is not a number"),
+        ("0", "\"0\" is root, and the agent runs as non-root"),
+        ("-1000", "\"-1000\" is negative"),
+        ("2147483648", "\"2147483648\" is too large"),
+        ("", "\"\" is not a number"),
+    ] {
+        let input = uid_pod(json!({"secret-zero.dev/agent-uid": value}), None, None);
+        // An empty value is no pin at all, as for every other optional annotation.
+        let out = run_inject(&["-"], Some(&input));
+        if value.is_empty() {
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            continue;
+        }
+        assert_eq!(out.code, 3, "{value}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        assert_one_line(&out.stderr);
+        let stderr = &out.stderr;
+        assert!(
+            stderr.starts_with(
+                "secret-zero: error: inject: document 1 (Pod shop/web): annotation secret-zero.dev/agent-uid: "
+            ),
+            "{stderr}"
+        );
+        assert!(stderr.contains(why), "{value}: {stderr}");
+        assert!(
+            stderr.contains("a uid is a whole number from 1 to 2147483647"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("(hint: "), "{stderr}");
+    }
+}
+
+/// A bad --agent-uid is a usage error, as for every flag value clap checks.
+#[test]
+fn an_invalid_agent_uid_flag_is_a_usage_error() {
+    let input = uid_pod(json!({}), None, None);
+    for value in ["root", "0", "-1", "4294967296"] {
+        let out = Cmd::secret_zero()
+            .arg("inject")
+            .arg(format!("--agent-uid={value}"))
+            .stdin(input.as_str())
+            .run();
+        assert_eq!(out.code, 2, "{value}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+        assert!(
+            out.stderr.contains("invalid value")
+                && out
+                    .stderr
+                    .contains("a uid is a whole number from 1 to 2147483647"),
+            "{}",
+            out.stderr
+        );
+    }
 }
 
 // ---------------------------------------------------------------- idempotence
@@ -716,4 +962,185 @@ fn setup_sh_explains_what_is_missing() {
     ] {
         assert!(help.contains(var), "--help does not document {var}");
     }
+}
+
+// ---------------------------------------------------------------- the agent's uid at admission
+
+/// `secret-zero webhook ARGS` (the binary) on a free port with a certificate of a fresh
+/// CA; reviews are posted with curl, which trusts that CA only.
+struct WebhookBinary {
+    process: secret_zero_testbed::cmd::Process,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl WebhookBinary {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> WebhookBinary {
+        use std::io::{BufRead, BufReader};
+        let ca = secret_zero_testbed::certs::TestCa::new("inject test CA");
+        let cert = ca.server_cert(&["127.0.0.1"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.crt"), &cert.chain_pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &cert.key_pem).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let mut process = Cmd::secret_zero()
+            .args(["webhook", "--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(secret_zero_testbed::cmd::Sink::Null)
+            .spawn();
+        let mut lines = BufReader::new(process.child().stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the webhook logs its address").unwrap();
+            if let Some(rest) = line.split("listening on https://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        WebhookBinary { process, addr, dir }
+    }
+
+    /// The AdmissionReview of tests/webhook/pod-create.json with this pod in it, posted;
+    /// returns the review's response.
+    fn review(&self, pod: &Value) -> Value {
+        let fixture = repo_path("tests/webhook/pod-create.json");
+        let mut review: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        review["request"]["object"] = pod.clone();
+        let body = self.dir.path().join("review.json");
+        std::fs::write(&body, review.to_string()).unwrap();
+        let curl = secret_zero_testbed::tools::require("curl", "apt-get install -y curl");
+        let out = Cmd::new(curl)
+            .args(["-sS", "--fail", "--max-time", "20", "--cacert"])
+            .arg(self.dir.path().join("ca.pem"))
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", body.display()))
+            .arg(format!("https://{}/mutate", self.addr))
+            .run();
+        assert!(out.success(), "curl: {}", out.stderr);
+        let answer = out.json();
+        assert_eq!(answer["response"]["uid"], review["request"]["uid"]);
+        answer["response"].clone()
+    }
+
+    /// The pod as the API server would store it after the response's patch.
+    fn admitted(&self, pod: &Value) -> Value {
+        use base64::Engine;
+        let response = self.review(pod);
+        assert_eq!(response["allowed"], true, "{response}");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().expect("a patch"))
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        let mut object = pod.clone();
+        json_patch::patch(&mut object, &patch).unwrap();
+        object
+    }
+}
+
+impl Drop for WebhookBinary {
+    fn drop(&mut self) {
+        self.process.kill();
+    }
+}
+
+/// The same uid rules at admission, `--agent-uid` as the webhook's cluster-wide default
+/// (flag or SECRET_ZERO_AGENT_UID), and an invalid annotation denied with one line.
+#[test]
+fn the_webhook_applies_the_same_uid_rules_and_denies_an_invalid_agent_uid() {
+    let pod = |annotations: Value, app_sc: Option<Value>| -> Value {
+        serde_json::from_str(&uid_pod(annotations, None, app_sc)).unwrap()
+    };
+    let webhook = WebhookBinary::start(&[], &[]);
+
+    // Nobody sets a uid: neither does the agent, and it needs no --allow-uid.
+    let admitted = webhook.admitted(&pod(json!({}), None));
+    let agent = agent_of(&admitted["spec"]);
+    assert_restricted(agent);
+    assert!(
+        agent["securityContext"].get("runAsUser").is_none(),
+        "{agent}"
+    );
+    assert!(allow_uids(agent).is_empty(), "{agent}");
+    assert!(
+        webhook
+            .review(&pod(json!({}), None))
+            .get("warnings")
+            .is_none()
+    );
+
+    // The app's own uid is admitted.
+    let admitted = webhook.admitted(&pod(json!({}), Some(json!({"runAsUser": 2000}))));
+    assert_eq!(
+        allow_uids(agent_of(&admitted["spec"])),
+        ["--allow-uid=2000", "--socket-mode=0666"]
+    );
+
+    // The annotation pins it.
+    let admitted = webhook.admitted(&pod(json!({"secret-zero.dev/agent-uid": "4242"}), None));
+    assert_eq!(
+        agent_of(&admitted["spec"])["securityContext"]["runAsUser"],
+        4242
+    );
+
+    // An invalid annotation: denied, with the line kubectl prints.
+    for (value, why) in [
+        ("0", "\"0\" is root"),
+        ("abc", "\"abc\" is not a number"),
+        ("-7", "\"-7\" is negative"),
+        ("2147483648", "\"2147483648\" is too large"),
+    ] {
+        let response = webhook.review(&pod(json!({"secret-zero.dev/agent-uid": value}), None));
+        assert_eq!(response["allowed"], false, "{response}");
+        assert!(response.get("patch").is_none(), "{response}");
+        assert_eq!(response["status"]["code"], 400);
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "secret-zero: this pod (Pod shop/web): annotation secret-zero.dev/agent-uid: "
+            ),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+        assert!(message.contains("(hint: "), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    drop(webhook);
+
+    // The cluster-wide default, by flag and by environment; the annotation still wins.
+    for webhook in [
+        WebhookBinary::start(&["--agent-uid", "1000680000"], &[]),
+        WebhookBinary::start(&[], &[("SECRET_ZERO_AGENT_UID", "1000680000")]),
+    ] {
+        let admitted = webhook.admitted(&pod(json!({}), Some(json!({"runAsUser": 1000680000}))));
+        let agent = agent_of(&admitted["spec"]);
+        assert_restricted(agent);
+        assert_eq!(agent["securityContext"]["runAsUser"], 1000680000);
+        assert!(allow_uids(agent).is_empty(), "{agent}");
+        let admitted = webhook.admitted(&pod(json!({"secret-zero.dev/agent-uid": "5"}), None));
+        assert_eq!(
+            agent_of(&admitted["spec"])["securityContext"]["runAsUser"],
+            5
+        );
+    }
+
+    // A bad default is a usage error at start-up.
+    let out = Cmd::secret_zero()
+        .args([
+            "webhook",
+            "--agent-uid",
+            "0",
+            "--tls-cert",
+            "x",
+            "--tls-key",
+            "y",
+        ])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("is root"), "{}", out.stderr);
 }

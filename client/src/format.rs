@@ -23,7 +23,8 @@ pub enum FetchFormat {
     /// The JSON document.
     #[default]
     Json,
-    /// KEY='value' lines, safe to source with `set -a; . <(secret-zero get --format dotenv)`.
+    /// KEY='value' lines, safe to `eval` in a shell: plain shell variables, which no child
+    /// process inherits (do not `set -a`: it exports them to every child).
     Dotenv,
     /// The bytes as delivered.
     Raw,
@@ -153,7 +154,7 @@ pub fn is_shell_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Render a JSON object as `KEY='value'` lines, safe to `set -a; . FILE` for any value
+/// Render a JSON object as `KEY='value'` lines, safe to evaluate in a shell for any value
 /// but NUL: values are single-quoted and an embedded `'` becomes `'\''`. Strings are
 /// written unescaped; numbers, booleans, null, objects and arrays as their JSON text.
 /// Keys keep document order; every key is checked before anything is rendered.

@@ -55,7 +55,8 @@ Pod template annotations:
   secret-zero.dev/image              agent image [default: --image]
   secret-zero.dev/socket             socket path or @NAME [default: /run/secret-zero/agent.sock]
   secret-zero.dev/containers         containers that read the socket [default: all app containers]
-  secret-zero.dev/allow-uid          uids allowed to read [default: their runAsUser]
+  secret-zero.dev/allow-uid          uids allowed to read [default: their runAsUser; the agent's own is always allowed]
+  secret-zero.dev/agent-uid          the agent's runAsUser [default: --agent-uid, else none: it runs as the pod does]
   secret-zero.dev/cpu-request        agent CPU request [default: 5m]
   secret-zero.dev/cpu-limit          agent CPU limit [default: 100m]
   secret-zero.dev/memory-request     agent memory request [default: 16Mi]
@@ -79,6 +80,16 @@ pub struct InjectDefaults {
     /// VAULT_ADDR on purpose: the operator's own Vault address is rarely the pods'.)
     #[arg(long, env = env::INJECT_VAULT_ADDR)]
     pub vault_addr: Option<String>,
+
+    /// runAsUser of the agent for pods without secret-zero.dev/agent-uid. Without it the
+    /// agent sets none and runs with the pod's runAsUser, else the uid the platform
+    /// assigns (as OpenShift does), like the app containers.
+    #[arg(long, env = env::AGENT_UID, value_name = "UID", value_parser = agent_uid)]
+    pub agent_uid: Option<u32>,
+}
+
+fn agent_uid(text: &str) -> Result<u32, String> {
+    crate::inject::parse_uid(text)
 }
 
 impl InjectDefaults {
@@ -89,6 +100,7 @@ impl InjectDefaults {
             image: self.image.clone(),
             vault_addr: self.vault_addr.clone(),
             namespace,
+            agent_uid: self.agent_uid,
         }
     }
 }

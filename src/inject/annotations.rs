@@ -43,6 +43,9 @@ pub const SOCKET: &str = "secret-zero.dev/socket";
 pub const CONTAINERS: &str = "secret-zero.dev/containers";
 /// Comma-separated uids allowed to read (default: the `runAsUser` of those containers).
 pub const ALLOW_UID: &str = "secret-zero.dev/allow-uid";
+/// The agent's own `runAsUser` (default: none, so it inherits the pod's or the
+/// platform's uid, like the app containers).
+pub const AGENT_UID: &str = "secret-zero.dev/agent-uid";
 /// The agent's resources.
 pub const CPU_REQUEST: &str = "secret-zero.dev/cpu-request";
 pub const CPU_LIMIT: &str = "secret-zero.dev/cpu-limit";
@@ -69,6 +72,7 @@ pub const ANNOTATIONS: &[&str] = &[
     SOCKET,
     CONTAINERS,
     ALLOW_UID,
+    AGENT_UID,
     CPU_REQUEST,
     CPU_LIMIT,
     MEMORY_REQUEST,
@@ -119,6 +123,8 @@ pub struct Settings {
     pub socket: Socket,
     pub containers: Option<Vec<String>>,
     pub allow_uid: Option<Vec<u32>>,
+    /// The agent's pinned uid (annotation, else the caller's default).
+    pub agent_uid: Option<u32>,
     pub cpu_request: String,
     pub cpu_limit: String,
     pub memory_request: String,
@@ -350,6 +356,11 @@ impl Settings {
             }
         };
 
+        let agent_uid = match get(AGENT_UID) {
+            None => options.agent_uid,
+            Some(v) => Some(parse_uid(v).map_err(|m| bad(AGENT_UID, m))?),
+        };
+
         let quantity = |name: &str, default: &str| -> Result<String, InjectError> {
             let v = get(name).unwrap_or(default);
             if is_quantity(v) {
@@ -378,11 +389,40 @@ impl Settings {
             socket,
             containers,
             allow_uid,
+            agent_uid,
             cpu_request: quantity(CPU_REQUEST, DEFAULT_CPU_REQUEST)?,
             cpu_limit: quantity(CPU_LIMIT, DEFAULT_CPU_LIMIT)?,
             memory_request: quantity(MEMORY_REQUEST, DEFAULT_MEMORY_REQUEST)?,
             memory_limit: quantity(MEMORY_LIMIT, DEFAULT_MEMORY_LIMIT)?,
         })
+    }
+}
+
+/// The largest uid Kubernetes accepts in `runAsUser`.
+pub const MAX_UID: u32 = i32::MAX as u32;
+
+/// A uid the agent may be pinned to: a whole number from 1 to [`MAX_UID`] (0 is root,
+/// which `runAsNonRoot` forbids). The message names the value, which is no secret.
+pub fn parse_uid(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let range = format!("a uid is a whole number from 1 to {MAX_UID}");
+    if let Some(rest) = text.strip_prefix('-')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("{text:?} is negative: {range}"));
+    }
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a number: {range}"));
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err(format!(
+            "{text:?} is root, and the agent runs as non-root: {range}"
+        )),
+        Ok(n) if n <= u64::from(MAX_UID) => Ok(n as u32),
+        _ => Err(format!(
+            "{text:?} is too large: {range} (Kubernetes' limit)"
+        )),
     }
 }
 
@@ -442,6 +482,29 @@ pub fn is_quantity(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uids() {
+        assert_eq!(parse_uid("1000"), Ok(1000));
+        assert_eq!(parse_uid("1"), Ok(1));
+        assert_eq!(parse_uid("2147483647"), Ok(MAX_UID));
+        for (bad, why) in [
+            ("abc", "is not a number"),
+            ("", "is not a number"),
+            ("10 00", "is not a number"),
+            ("+5", "is not a number"),
+            ("1e3", "is not a number"),
+            ("0", "is root"),
+            ("000", "is root"),
+            ("-1", "is negative"),
+            ("2147483648", "is too large"),
+            ("99999999999999999999999", "is too large"),
+        ] {
+            let message = parse_uid(bad).unwrap_err();
+            assert!(message.contains(why), "{bad}: {message}");
+            assert!(message.contains("from 1 to 2147483647"), "{bad}: {message}");
+        }
+    }
 
     #[test]
     fn quantities() {

@@ -18,6 +18,7 @@ mod annotations;
 mod pod;
 mod stream;
 
+pub use annotations::parse_uid;
 pub use stream::inject_yaml;
 
 use serde_json::Value;
@@ -54,6 +55,9 @@ pub struct Options {
     /// Namespace of a `secret-zero.dev/secret` given as a bare NAME, when the object
     /// names none (the webhook passes the request's namespace).
     pub namespace: Option<String>,
+    /// The agent's `runAsUser` when the pod has no `secret-zero.dev/agent-uid`; `None`:
+    /// the agent sets none and inherits the pod's or the platform's uid.
+    pub agent_uid: Option<u32>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             image: DEFAULT_IMAGE.to_string(),
             vault_addr: None,
             namespace: None,
+            agent_uid: None,
         }
     }
 }

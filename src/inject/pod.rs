@@ -25,9 +25,9 @@ pub const VAULT_CA_VOLUME: &str = "secret-zero-vault-ca";
 pub const TOKEN_DIR: &str = "/var/run/secrets/secret-zero";
 /// Where the Vault CA bundle is mounted in the agent.
 pub const VAULT_CA_DIR: &str = "/etc/secret-zero/vault-ca";
-/// The variable that tells `secret-zero get` (and the app) where the socket is.
-/// The agent's uid and gid: distroless `nonroot`, as in the image.
-pub const AGENT_UID: u32 = 65532;
+/// The image's `USER` (distroless `nonroot`): the agent's uid only when the pod runs
+/// as root at pod level, which the agent (`runAsNonRoot`) must not inherit.
+pub const IMAGE_UID: u32 = 65532;
 /// Lifetime of the projected Vault token: the shortest kubelet accepts.
 pub const TOKEN_EXPIRATION_SECONDS: u32 = 600;
 
@@ -194,12 +194,23 @@ pub fn inject_template(
         }
     }
 
-    // Who may read: the annotation, else the readers' runAsUser where it is known.
+    // The agent's uid. By default it sets no runAsUser and so runs as the app does:
+    // the pod's runAsUser, else what the platform assigns (OpenShift's restricted SCCs
+    // give every container of the pod the same uid), else the image's USER. A pinned
+    // uid (annotation or flag) is set as given; a pod-level root is not inherited.
+    let pod_uid = uid_of(spec.get("securityContext"));
+    let pinned = settings
+        .agent_uid
+        .or((pod_uid == Some(0)).then_some(IMAGE_UID));
+    // Known here only when pinned or inherited from the pod; otherwise the same as a
+    // reader's without a runAsUser, which the agent's own-uid rule then admits.
+    let agent_uid = pinned.or(pod_uid);
+
+    // Who may read: the annotation, else the readers' runAsUser where it is set.
     let mut warnings = Vec::new();
     let allowed: BTreeSet<u32> = match &settings.allow_uid {
         Some(uids) => uids.iter().copied().collect(),
         None => {
-            let pod_uid = uid_of(spec.get("securityContext"));
             let mut uids = BTreeSet::new();
             for (list, name) in &readers {
                 let container = find(spec, list, name).expect("listed above");
@@ -207,21 +218,31 @@ pub fn inject_template(
                     Some(uid) => {
                         uids.insert(uid);
                     }
-                    None => warnings.push(format!(
-                        "{place}: container {name} sets no runAsUser, so the agent cannot know its uid and admits only its own ({AGENT_UID}); set runAsUser or {}",
-                        super::annotations::ALLOW_UID
-                    )),
+                    None => {
+                        if let Some(uid) = pinned {
+                            warnings.push(format!(
+                                "{place}: container {name} sets no runAsUser and the agent is pinned to uid {uid} ({} or --agent-uid), so the agent admits only uid {uid}; set runAsUser, or {}",
+                                super::annotations::AGENT_UID,
+                                super::annotations::ALLOW_UID
+                            ));
+                        }
+                    }
                 }
             }
             uids
         }
     };
+    // The agent's own uid is always admitted: no flag for it.
+    let others: Vec<u32> = allowed
+        .into_iter()
+        .filter(|u| Some(*u) != agent_uid)
+        .collect();
 
     let automount_off = spec
         .get("automountServiceAccountToken")
         .and_then(Value::as_bool)
         == Some(false);
-    let agent = agent_container(&settings, &allowed, automount_off, context, options);
+    let agent = agent_container(&settings, pinned, &others, automount_off, context, options);
 
     if options.legacy_sidecar {
         array(spec, "containers").push(agent);
@@ -289,7 +310,8 @@ pub fn inject_template(
 
 fn agent_container(
     s: &Settings,
-    allowed: &BTreeSet<u32>,
+    run_as_user: Option<u32>,
+    others: &[u32],
     automount_off: bool,
     context: &Context,
     options: &Options,
@@ -319,12 +341,7 @@ fn agent_container(
     if let Some(n) = s.max_deliveries {
         args.push(format!("--max-deliveries={n}"));
     }
-    let others: Vec<u32> = allowed
-        .iter()
-        .copied()
-        .filter(|u| *u != AGENT_UID)
-        .collect();
-    for uid in &others {
+    for uid in others {
         args.push(format!("--allow-uid={uid}"));
     }
     // Another uid must be able to connect(2) to the file; SO_PEERCRED then decides.
@@ -369,13 +386,14 @@ fn agent_container(
             "privileged": false,
             "readOnlyRootFilesystem": true,
             "runAsNonRoot": true,
-            "runAsUser": AGENT_UID,
-            "runAsGroup": AGENT_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,
     });
+    if let Some(uid) = run_as_user {
+        agent["securityContext"]["runAsUser"] = json!(uid);
+    }
     if !options.legacy_sidecar {
         agent["restartPolicy"] = json!("Always");
     }

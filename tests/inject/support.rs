@@ -130,27 +130,6 @@ pub fn args_of(container: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A Pod annotated for injection, with extra annotation lines and spec lines.
-pub fn pod_yaml(name: &str, extra_annotations: &str, security_context: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: shop
-  annotations:
-    secret-zero.dev/inject: "true"
-    secret-zero.dev/secret: app-secrets
-    secret-zero.dev/role: shop-app
-    secret-zero.dev/vault-addr: https://vault.vault.svc:8200
-{extra_annotations}spec:
-{security_context}  containers:
-    - name: app
-      image: registry.example/app:1
-"#
-    )
-}
-
 pub fn assert_one_line(stderr: &str) {
     assert_eq!(
         stderr.trim_end().lines().count(),
@@ -311,10 +290,18 @@ spec:
 "#,
             addr = self.bao.addr()
         );
+        // No runAsUser anywhere, as on a platform that assigns one uid to the pod: the
+        // agent sets none and gets no --allow-uid; here it and the app both run as the
+        // test's uid, and the agent's own-uid rule serves the app.
         let out = run_inject(&[], Some(&input));
         assert_eq!(out.code, 0, "inject failed: {}", out.stderr);
         let object = yaml_docs(&out.stdout).remove(0);
         let spec = &object["spec"]["template"]["spec"];
+        let args = args_of(agent_of(spec));
+        assert!(
+            !args.iter().any(|a| a.starts_with("--allow-uid")),
+            "{args:?}"
+        );
         Sidecar::start(self, spec)
     }
 }
