@@ -1,9 +1,13 @@
 //! What a fleet of agents costs Vault: the requests of one pod start, counted from
 //! outside the agent by a proxy in front of a real OpenBao.
 
+use std::time::Duration;
+
+use secret_zero_testbed::agent::{self, Agent};
 use secret_zero_testbed::bed::{Bed, DERIVED as KEY};
 use secret_zero_testbed::proxy::CountingProxy;
 use secret_zero_testbed::text::{doc_with, json_of, logged_accessor, sentinel};
+use secret_zero_testbed::wait::Poll;
 use secret_zero_testbed::wiring;
 use serde_json::json;
 
@@ -70,4 +74,98 @@ fn an_unlimited_token_is_still_revoked() {
     assert_eq!(proxy.requests(), 3, "login, decrypt and revoke:\n{log}");
     assert!(log.contains("Vault token revoked"), "{log}");
     assert!(!token_alive(&bed, &log), "the token was not revoked");
+}
+
+/// Agents started at once in the stampede test.
+const FLEET: usize = 100;
+/// OpenBao's rate limit for it, requests per second: far below what 100 agents ask for
+/// at once, so most first attempts get 429.
+const RATE: f64 = 25.0;
+
+/// A node pool replaced: 100 agents start at once against an OpenBao whose rate-limit
+/// quota lets 25 requests a second through (and says `Retry-After`). Every agent
+/// delivers within its `--retry-timeout`, and the retries do not storm.
+///
+/// The bound: an operation retried with full jitter waits on average half its backoff
+/// step, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6 s, then 2.5 s a retry (the 5 s cap), plus the
+/// server's Retry-After (0 or 1 s here). So in a run of D seconds one operation makes at
+/// most 7 + D / 2.5 attempts on average, and the fleet (2 operations an agent: login and
+/// decrypt; the token is one-use, so no revoke) at most 2 · 100 · (7 + D / 2.5). The test
+/// allows 1.5 times that for the spread of the jitter. A retry every 100 ms, the old
+/// floor of the backoff, would instead make 2 · 100 · 10 · D.
+#[test]
+fn a_hundred_agents_against_a_rate_limited_vault_all_deliver_without_a_retry_storm() {
+    let bed = Bed::new();
+    wiring::jwt_auth(&bed.bao, &bed.double, wiring::JwtKeys::PublicKey);
+    bed.bao.write(
+        "auth/jwt/role/fleet",
+        json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+            "bound_subject": "system:serviceaccount:shop:app",
+            "token_policies": ["app"], "token_ttl": "60s", "token_num_uses": 1,
+        }),
+    );
+    let doc = doc_with(&sentinel());
+    let ct = bed.encrypt(secret_zero_testbed::bed::PLAIN, &doc, None);
+    let ciphertext = bed.file("ciphertext", &ct);
+    let token = bed.token_file("shop", "app", "vault", 600);
+    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    // The quota last: from now on the test itself no longer calls OpenBao.
+    bed.bao.write(
+        "sys/quotas/config",
+        json!({"enable_rate_limit_response_headers": true}),
+    );
+    bed.bao.write(
+        "sys/quotas/rate-limit/stampede",
+        json!({"rate": RATE, "interval": "1s"}),
+    );
+
+    let start = std::time::Instant::now();
+    let mut agents: Vec<Agent> = (0..FLEET)
+        .map(|_| {
+            let socket = bed.socket();
+            let mut cmd = agent::serve(&socket);
+            cmd.arg("--ciphertext-file")
+                .arg(&ciphertext)
+                .args(["--transit-key", secret_zero_testbed::bed::PLAIN])
+                .args(["--auth-method", "jwt", "--role", "fleet"])
+                .arg("--token-file")
+                .arg(&token)
+                .args(["--vault-addr", &proxy.url(), "--retry-timeout", "90s"])
+                .args(["--log-level", "warn"]);
+            Agent::start(&cmd, socket)
+        })
+        .collect();
+    for agent in &mut agents {
+        let delivered = Poll::within(Duration::from_secs(120))
+            .every(Duration::from_millis(200))
+            .eventually(
+                || {
+                    let run = agent.get(&[]);
+                    run.success().then_some(run.bytes)
+                },
+                || format!("an agent did not deliver:\n{}", agent.log()),
+            );
+        assert_eq!(json_of(&delivered), json_of(&doc));
+    }
+    let d = start.elapsed().as_secs_f64();
+    let (requests, refused) = (proxy.requests(), proxy.too_many());
+    let bound = 1.5 * 2.0 * FLEET as f64 * (7.0 + d / 2.5);
+    eprintln!(
+        "{FLEET} agents delivered in {d:.1} s: {requests} Vault requests, {refused} answered 429; bound {bound:.0}"
+    );
+    assert!(
+        refused >= FLEET,
+        "the quota should have refused most first attempts: only {refused} 429s"
+    );
+    assert!(
+        requests as f64 <= bound,
+        "retry storm: {requests} requests in {d:.1} s, more than {bound:.0}"
+    );
+    // Every agent delivered, and no more than the quota's rate can have been served.
+    assert!(
+        (requests - refused) as f64 <= RATE * (d + 1.0) + 1.0,
+        "{} requests got through in {d:.1} s at {RATE}/s",
+        requests - refused
+    );
 }

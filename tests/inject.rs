@@ -862,7 +862,7 @@ fn setup_sh_then_the_injected_sidecar_serves_the_app() {
     let role = bed.bao.read("auth/kubernetes/role/shop-app");
     assert_eq!(role["data"]["audience"], "vault");
     assert_eq!(role["data"]["token_ttl"], 10);
-    assert_eq!(role["data"]["token_num_uses"], 3);
+    assert_eq!(role["data"]["token_num_uses"], 1);
     assert_eq!(role["data"]["bound_service_account_names"], json!(["app"]));
     assert_eq!(
         role["data"]["bound_service_account_namespaces"],
@@ -985,6 +985,8 @@ impl WebhookBinary {
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         let mut process = Cmd::secret_zero()
             .args(["webhook", "--listen", "127.0.0.1:0"])
+            // Not the default 0.0.0.0:9090: tests run side by side.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key")

@@ -1,5 +1,5 @@
-//! A TCP proxy that counts the HTTP requests going through it: how many requests an
-//! agent really sends to Vault, seen from outside the agent.
+//! A TCP proxy that counts the HTTP requests going through it, and the 429 answers:
+//! how many requests agents really send to Vault, seen from outside the agents.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct CountingProxy {
     addr: String,
     requests: Arc<AtomicUsize>,
+    too_many: Arc<AtomicUsize>,
 }
 
 impl CountingProxy {
@@ -21,23 +22,29 @@ impl CountingProxy {
             .expect("the proxy's address")
             .to_string();
         let requests = Arc::new(AtomicUsize::new(0));
+        let too_many = Arc::new(AtomicUsize::new(0));
         let upstream = upstream.to_string();
-        let counter = requests.clone();
+        let (counter, refusals) = (requests.clone(), too_many.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let (counter, client2, server2) = (
+                let (counter, refusals, client2, server2) = (
                     counter.clone(),
+                    refusals.clone(),
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                std::thread::spawn(move || pipe(client, server, Some(counter)));
-                std::thread::spawn(move || pipe(server2, client2, None));
+                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r"));
+                std::thread::spawn(move || pipe(server2, client2, &refusals, b"HTTP/1.1 429 "));
             }
         });
-        CountingProxy { addr, requests }
+        CountingProxy {
+            addr,
+            requests,
+            too_many,
+        }
     }
 
     /// `http://127.0.0.1:PORT`, to give the agent as its Vault address.
@@ -49,24 +56,27 @@ impl CountingProxy {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Answers `429 Too Many Requests` seen so far.
+    pub fn too_many(&self) -> usize {
+        self.too_many.load(Ordering::SeqCst)
+    }
 }
 
-/// Copy `from` to `to` until either closes; with `count`, count the request lines.
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicUsize>>) {
+/// Copy `from` to `to` until either closes, counting the occurrences of `marker`.
+fn pipe(mut from: TcpStream, mut to: TcpStream, count: &AtomicUsize, marker: &[u8]) {
     let mut buf = [0u8; 16 * 1024];
     let mut tail = Vec::new();
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
         }
-        if let Some(count) = &count {
-            // A request line may straddle two reads: keep a short tail to search.
-            tail.extend_from_slice(&buf[..n]);
-            let found = tail.windows(10).filter(|w| w == b" HTTP/1.1\r").count();
-            count.fetch_add(found, Ordering::SeqCst);
-            let keep = tail.len().saturating_sub(9);
-            tail.drain(..keep);
-        }
+        // A marker may straddle two reads: keep a tail shorter than it to search again.
+        tail.extend_from_slice(&buf[..n]);
+        let found = tail.windows(marker.len()).filter(|w| *w == marker).count();
+        count.fetch_add(found, Ordering::SeqCst);
+        let keep = tail.len().saturating_sub(marker.len() - 1);
+        tail.drain(..keep);
     }
     let _ = to.shutdown(Shutdown::Write);
 }
