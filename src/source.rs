@@ -54,16 +54,29 @@ pub struct VaultSource {
 }
 
 impl VaultSource {
-    /// One full cycle: ciphertext, login, decrypt, revoke, shape check.
+    /// One full cycle: ciphertext and login at the same time, then decrypt, revoke,
+    /// format check.
     ///
-    /// The ciphertext is read before logging in so that a slow or failing Kubernetes
-    /// API never eats into the Vault token's short TTL, and no token is made for
-    /// nothing.
+    /// Reading the Secret and logging in overlap: on the Kubernetes path that takes
+    /// the slower of the two off the start-up, not their sum. A token minted for a
+    /// Secret that then cannot be read is revoked at once, and the error is the
+    /// Secret's.
     pub async fn fetch(&self) -> Result<Fetched, Fault> {
-        let (ciphertext, transit) = self.read_ciphertext().await?;
+        let (read, login) = tokio::join!(
+            self.read_ciphertext(),
+            Session::login(&self.vault, &self.login, self.backoff)
+        );
+        let (ciphertext, transit) = match read {
+            Ok(found) => found,
+            Err(e) => {
+                if let Ok(session) = login {
+                    session.close().await;
+                }
+                return Err(e);
+            }
+        };
         let key_version = vault::ciphertext_version(&ciphertext);
-
-        let session = Session::login(&self.vault, &self.login, self.backoff).await?;
+        let session = login?;
         let decrypted = retry("transit decrypt", self.backoff, || {
             session.vault().decrypt(
                 session.token(),

@@ -169,3 +169,33 @@ fn a_hundred_agents_against_a_rate_limited_vault_all_deliver_without_a_retry_sto
         requests - refused
     );
 }
+
+/// Reading the Secret and logging in overlap; when the Secret is missing, the token
+/// minted meanwhile is revoked at once and the error is the Secret's.
+#[test]
+fn a_token_minted_for_a_missing_secret_is_revoked_and_the_error_is_the_secrets() {
+    let bed = Bed::new();
+    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    let mut agent = bed.serve(
+        &bed.socket(),
+        &[
+            "--secret",
+            "shop/no-such-secret",
+            "--vault-addr",
+            &proxy.url(),
+        ],
+    );
+    let (code, log) = agent.wait_exit();
+    assert_eq!(code, 7, "the Secret's error decides the exit code:\n{log}");
+    let last = log.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("shop/no-such-secret") && last.contains("not found"),
+        "{last}"
+    );
+    assert!(log.contains("Vault token revoked"), "{log}");
+    assert_eq!(proxy.requests(), 2, "login and revoke:\n{log}");
+    assert!(
+        !token_alive(&bed, &log),
+        "the token outlived the failed start"
+    );
+}
