@@ -194,3 +194,36 @@ async fn an_unreachable_api_is_transient() {
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(Error::from(err).exit_code(), exit::KUBE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn a_large_list_comes_in_pages_of_500() {
+    let double = KubeDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let managed = json!({"app.kubernetes.io/managed-by": "secret-zero"});
+    for i in 0..1203 {
+        let ns = if i % 2 == 0 { "shop" } else { "bank" };
+        seed(&double, ns, &format!("s-{i:04}"), managed.clone());
+    }
+    seed(&double, "shop", "other", json!({"app": "x"}));
+    let secrets = admin(&double, dir.path()).await;
+    let selector = "app.kubernetes.io/managed-by=secret-zero";
+
+    let all = secrets.list(None, selector).await.unwrap();
+    assert_eq!(all.len(), 1203);
+    let mut names: Vec<_> = all
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        1203,
+        "a page boundary lost or repeated a Secret"
+    );
+    assert_eq!(secrets.requests(), 3, "1203 Secrets are three pages of 500");
+
+    let shop = secrets.list(Some("shop"), selector).await.unwrap();
+    assert_eq!(shop.len(), 602);
+    assert_eq!(secrets.requests(), 5);
+}

@@ -9,6 +9,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 use super::Secret;
 use super::error::KubeError;
 
+/// Secrets a list request asks for at once.
+pub const LIST_PAGE: u32 = 500;
+
 /// Secrets through one client.
 #[derive(Clone)]
 pub struct Secrets {
@@ -48,27 +51,42 @@ impl Secrets {
     }
 
     /// List Secrets matching `selector` (label selector syntax) in one namespace, or in
-    /// all namespaces when `namespace` is `None`.
+    /// all namespaces when `namespace` is `None`, [`LIST_PAGE`] at a time (`limit` and
+    /// `continue`, as kubectl pages), so that no single request asks a large cluster's
+    /// API server for every Secret at once.
     pub async fn list(
         &self,
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Secret>, KubeError> {
-        let (api, scope) = match namespace {
-            Some(ns) => (self.api(ns), format!("secrets in {ns}")),
-            None => {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                (
-                    Api::all(self.client.clone()),
-                    "secrets in all namespaces".to_string(),
-                )
-            }
+        let (api, scope): (Api<Secret>, String) = match namespace {
+            Some(ns) => (
+                Api::namespaced(self.client.clone(), ns),
+                format!("secrets in {ns}"),
+            ),
+            None => (
+                Api::all(self.client.clone()),
+                "secrets in all namespaces".to_string(),
+            ),
         };
-        let params = ListParams::default().labels(selector);
-        api.list(&params)
-            .await
-            .map(|list| list.items)
-            .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut params = ListParams::default().labels(selector).limit(LIST_PAGE);
+            if let Some(token) = &next {
+                params = params.continue_token(token);
+            }
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))?;
+            items.extend(page.items);
+            next = page.metadata.continue_.filter(|t| !t.is_empty());
+            if next.is_none() {
+                return Ok(items);
+            }
+        }
     }
 
     /// Create a Secret; an existing one is [`KubeError::AlreadyExists`].
