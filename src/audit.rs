@@ -25,11 +25,7 @@ use crate::inject::{INJECT, STATUS, STATUS_INJECTED};
 use crate::kube::{KubeError, Pod, Pods};
 use crate::retry::{Backoff, retry};
 
-/// The agent container's name, as the injection names it (a unit test below injects a
-/// pod and checks that this module recognises the result).
-const AGENT_CONTAINER: &str = "secret-zero";
-/// The per-pod image annotation of the injection.
-const IMAGE_ANNOTATION: &str = "secret-zero.dev/image";
+use crate::inject::{AGENT_CONTAINER, IMAGE_ANNOTATION};
 
 /// Where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]

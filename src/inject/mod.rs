@@ -18,7 +18,8 @@ mod annotations;
 mod pod;
 mod stream;
 
-pub use annotations::parse_uid;
+pub use annotations::{IMAGE as IMAGE_ANNOTATION, parse_uid};
+pub use pod::AGENT_CONTAINER;
 pub use stream::inject_yaml;
 
 use serde_json::Value;
