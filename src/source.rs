@@ -62,6 +62,37 @@ impl VaultSource {
     /// Secret that then cannot be read is revoked at once, and the error is the
     /// Secret's.
     pub async fn fetch(&self) -> Result<Fetched, Fault> {
+        let (plaintext, key_version, session) = self.decrypt().await?;
+        // Revoke whatever the check says: the token must not outlive its one job. A
+        // token whose one use was this decrypt is already gone (`close_after`).
+        session.close_after(1).await;
+        check_format(&plaintext, self.format)?;
+        Ok(Fetched {
+            plaintext,
+            key_version,
+        })
+    }
+
+    /// [`fetch`](Self::fetch) for the start-up copy: the checked plaintext, and the
+    /// session whose token still has to be revoked (when the login left it uses to
+    /// spare), so that the agent can report ready first and revoke beside the first
+    /// request. A document that fails the check has its token revoked here.
+    pub async fn fetch_first(&self) -> Result<(Fetched, Session), Fault> {
+        let (plaintext, key_version, session) = self.decrypt().await?;
+        if let Err(e) = check_format(&plaintext, self.format) {
+            session.close_after(1).await;
+            return Err(e);
+        }
+        let fetched = Fetched {
+            plaintext,
+            key_version,
+        };
+        Ok((fetched, session))
+    }
+
+    /// Read the ciphertext and log in at the same time, then decrypt. On any failure
+    /// the token is revoked before the error is returned.
+    async fn decrypt(&self) -> Result<(Plaintext, Option<u64>, Session), Fault> {
         let (read, login) = tokio::join!(
             self.read_ciphertext(),
             Session::login(&self.vault, &self.login, self.backoff)
@@ -87,16 +118,13 @@ impl VaultSource {
             )
         })
         .await;
-        // Revoke whatever happened: the token must not outlive its one job. A token
-        // whose one use was this decrypt is already gone (`close_after`).
-        session.close_after(u64::from(decrypted.is_ok())).await;
-
-        let plaintext = decrypted?;
-        check_format(&plaintext, self.format)?;
-        Ok(Fetched {
-            plaintext,
-            key_version,
-        })
+        match decrypted {
+            Ok(plaintext) => Ok((plaintext, key_version, session)),
+            Err(e) => {
+                session.close().await;
+                Err(e.into())
+            }
+        }
     }
 
     async fn read_ciphertext(&self) -> Result<(String, Transit), Fault> {

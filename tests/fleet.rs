@@ -199,3 +199,38 @@ fn a_token_minted_for_a_missing_secret_is_revoked_and_the_error_is_the_secrets()
         "the token outlived the failed start"
     );
 }
+
+/// With a token that still has uses after the decrypt, the agent reports ready at once
+/// and revokes beside the first request, which is answered only after the revoke.
+#[test]
+fn ready_comes_before_the_revoke_and_the_first_delivery_after_it() {
+    let bed = Bed::new();
+    wiring::kubernetes_role_with(&bed.bao, "shop-app", "shop", "app", &["app"], "10s", 3);
+    let doc = doc_with(&sentinel());
+    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
+    bed.put_sealed("shop", "app-secrets", &ct, "identity");
+    // The revoke takes 3 s to reach OpenBao.
+    let proxy = CountingProxy::holding(
+        bed.bao.addr().trim_start_matches("http://"),
+        Some(("revoke-self", Duration::from_secs(3))),
+    );
+    let mut agent = bed.serve(
+        &bed.socket(),
+        &["--secret", "shop/app-secrets", "--vault-addr", &proxy.url()],
+    );
+    agent.wait_ready();
+    assert!(
+        !agent.log().contains("Vault token revoked"),
+        "ready waited for the revoke:\n{}",
+        agent.log()
+    );
+    let delivered = agent.get_ok(&[]).bytes;
+    assert_eq!(json_of(&delivered), json_of(&doc));
+    let log = agent.log();
+    let revoked = log.find("Vault token revoked").expect("the revoke is done");
+    let served = log
+        .find("secret delivered")
+        .expect("the delivery is logged");
+    assert!(revoked < served, "delivered before the revoke:\n{log}");
+    assert!(!token_alive(&bed, &log));
+}

@@ -36,6 +36,9 @@ struct Inner {
     key_version: Option<u64>,
     /// `serve` has returned: nothing may be held any more.
     closed: bool,
+    /// What must be done before anything is delivered (the start-up token's revoke):
+    /// `true` once it is.
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 pub(crate) struct Delivery {
@@ -71,6 +74,7 @@ impl Delivery {
                 delivered: 0,
                 key_version,
                 closed: false,
+                gate: None,
             }),
             finished: Notify::new(),
             max,
@@ -204,6 +208,12 @@ impl Slot {
     /// The copy to deliver: the start-up copy if this slot has it, else a fresh one
     /// from the source.
     pub(crate) async fn obtain(&mut self) -> Result<Plaintext, Fault> {
+        let gate = self.delivery.lock().gate.clone();
+        if let Some(mut gate) = gate {
+            // A gate whose task ended without saying done (it panicked) lets us go:
+            // the token then expires with its short TTL.
+            let _ = gate.wait_for(|done| *done).await;
+        }
         if let Some(first) = self.first.take() {
             self.from_first = true;
             return Ok(first);
@@ -276,6 +286,13 @@ impl StatusHandle {
     /// `source` for each later delivery. Without a source only one delivery is possible,
     /// whatever `max_deliveries` says. Ignored (and `first` wiped) unless the agent is
     /// still starting (or `serve` has already returned).
+    /// Hold every delivery until `done` says `true` (or its sender goes away), while
+    /// `/v1/status` already says ready: the start-up token's revoke runs beside the
+    /// first request instead of before "ready".
+    pub fn deliver_after(&self, done: tokio::sync::watch::Receiver<bool>) {
+        self.delivery.lock().gate = Some(done);
+    }
+
     pub fn ready(&self, first: Plaintext, source: Option<Arc<dyn Source>>) {
         let mut inner = self.delivery.lock();
         if inner.closed || !matches!(inner.phase, Phase::Starting) {

@@ -17,7 +17,7 @@ use crate::source::{
     CiphertextAt, Fetched, KubeObjectKind, PlaintextEnvSource, PlaintextFileSource,
     PlaintextKubeSource, VaultSource,
 };
-use crate::vault;
+use crate::vault::{self, Session};
 
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let hardening = crate::harden::harden();
@@ -48,8 +48,19 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let status = agent.status_handle();
     let server = tokio::spawn(agent.serve(shutdown_signal()));
 
-    match source.fetch().await {
-        Ok(fetched) => {
+    let mut revoking = None;
+    match source.fetch_first().await {
+        Ok((fetched, session)) => {
+            if let Some(session) = session {
+                // Ready now; the token's revoke runs beside the first request, which
+                // waits for it.
+                let (done, gate) = tokio::sync::watch::channel(false);
+                status.deliver_after(gate);
+                revoking = Some(tokio::spawn(async move {
+                    session.close_after(1).await;
+                    let _ = done.send(true);
+                }));
+            }
             tracing::info!(
                 key_version = fetched.key_version,
                 bytes = fetched.plaintext.len(),
@@ -70,7 +81,12 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         }
     }
 
-    match server.await {
+    let served = server.await;
+    // However serving ended, the start-up token's revoke is finished first.
+    if let Some(revoking) = revoking {
+        let _ = revoking.await;
+    }
+    match served {
         Ok(result) => Ok(result?),
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(Error::internal(format!("the socket server stopped: {e}"))),
@@ -94,6 +110,17 @@ enum AnySource {
 }
 
 impl AnySource {
+    /// The start-up copy, and for Vault the session whose token is still to be revoked.
+    async fn fetch_first(&self) -> Result<(Fetched, Option<Session>), Fault> {
+        match self {
+            AnySource::Vault(source) => {
+                let (fetched, session) = source.fetch_first().await?;
+                Ok((fetched, Some(session)))
+            }
+            other => Ok((other.fetch().await?, None)),
+        }
+    }
+
     async fn fetch(&self) -> Result<Fetched, Fault> {
         match self {
             AnySource::Vault(source) => source.fetch().await,

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Listens on a free loopback port and forwards every connection to `upstream`.
 pub struct CountingProxy {
@@ -16,6 +17,13 @@ pub struct CountingProxy {
 impl CountingProxy {
     /// Forward to `upstream` (`host:port`).
     pub fn start(upstream: &str) -> CountingProxy {
+        CountingProxy::holding(upstream, None)
+    }
+
+    /// Like [`start`](Self::start), but a request whose bytes contain `marker` (e.g.
+    /// `revoke-self`) is held back for `delay` before it is forwarded: a slow request
+    /// to watch what the agent does meanwhile.
+    pub fn holding(upstream: &str, hold: Option<(&'static str, Duration)>) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener
             .local_addr()
@@ -36,8 +44,10 @@ impl CountingProxy {
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r"));
-                std::thread::spawn(move || pipe(server2, client2, &refusals, b"HTTP/1.1 429 "));
+                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r", hold));
+                std::thread::spawn(move || {
+                    pipe(server2, client2, &refusals, b"HTTP/1.1 429 ", None)
+                });
             }
         });
         CountingProxy {
@@ -64,10 +74,22 @@ impl CountingProxy {
 }
 
 /// Copy `from` to `to` until either closes, counting the occurrences of `marker`.
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: &AtomicUsize, marker: &[u8]) {
+/// With `hold`, a read holding its marker waits for its delay before it is forwarded.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    count: &AtomicUsize,
+    marker: &[u8],
+    hold: Option<(&'static str, Duration)>,
+) {
     let mut buf = [0u8; 16 * 1024];
     let mut tail = Vec::new();
     while let Ok(n) = from.read(&mut buf) {
+        if let Some((held, delay)) = hold
+            && buf[..n].windows(held.len()).any(|w| w == held.as_bytes())
+        {
+            std::thread::sleep(delay);
+        }
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
         }
