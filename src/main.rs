@@ -42,17 +42,25 @@ fn main() {
 }
 
 fn init_tracing(format: LogFormat, level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `info`, or per target: `warn,secret_zero::audit=info`. Targets needs no regex
+    // engine, which keeps the agent's binary smaller than a full EnvFilter would.
+    let filter = level.parse::<Targets>().unwrap_or_else(|_| {
         eprintln!("secret-zero: warning: invalid --log-level {level:?}, using info");
-        EnvFilter::new("info")
+        Targets::new().with_default(LevelFilter::INFO)
     });
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .init(),
+        LogFormat::Text => builder.with_ansi(false).finish().with(filter).init(),
     }
 }

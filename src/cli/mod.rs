@@ -34,7 +34,8 @@ pub struct Cli {
     #[arg(long, global = true, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log level or filter (error, warn, info, debug, or a tracing filter).
+    /// Log level (error, warn, info, debug, trace), or levels per target such as
+    /// `warn,secret_zero::audit=info`.
     #[arg(
         long,
         global = true,
