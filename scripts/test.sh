@@ -41,11 +41,32 @@ if ! command -v curl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
 fi
 
+# The dependency policy (deny.toml) and the SBOM: cargo-deny and cargo-cyclonedx from
+# crates.io, pinned, built once; the CycloneDX schemas ship in cyclonedx-python-lib.
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny 0.20.2" ]; then
+    echo "==> installing cargo-deny 0.20.2 (cargo install, a few minutes)"
+    cargo install --locked --quiet cargo-deny --version 0.20.2
+fi
+# (it says "cargo-cyclonedx-cyclonedx 0.5.9")
+if [ "$(cargo cyclonedx --version 2>/dev/null | awk '{print $NF}')" != "0.5.9" ]; then
+    echo "==> installing cargo-cyclonedx 0.5.9 (cargo install, a few minutes)"
+    cargo install --locked --quiet cargo-cyclonedx --version 0.5.9
+fi
+if ! python3 -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+    echo "==> installing cyclonedx-python-lib 11.12.0 from PyPI"
+    python3 -m pip install --quiet 'cyclonedx-python-lib[json-validation]==11.12.0'
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+# Licenses, bans (duplicates, OpenSSL) and sources against deny.toml. Not `advisories`:
+# cargo-deny fetches the RustSec database from GitHub, which CI cannot reach.
+echo "==> cargo deny check licenses bans sources (advisories need network: not run)"
+cargo deny --offline check licenses bans sources
 
 # The test bed binary (the standalone Kubernetes API double) is built first so tests
 # that run it as a separate process find it.
@@ -56,6 +77,16 @@ python3 bench/run.py --smoke --profile debug > /dev/null
 
 echo "==> manifests (Kubernetes schemas, kubectl kustomize, the Helm chart), inject goldens, Dockerfile (hadolint)"
 ./scripts/validate-manifests.sh
+
+# The static release binary; tests/static_root.rs runs it in an empty root (its own
+# call to the script is then a no-op). Then the binary's SBOM, made offline and checked.
+echo "==> static release binary (scripts/build-static.sh)"
+./scripts/build-static.sh
+grep -qxF 'RUN ./scripts/build-static.sh' Dockerfile ||
+    { echo "the Dockerfile's static stage no longer builds with scripts/build-static.sh" >&2; exit 1; }
+
+echo "==> SBOM (scripts/sbom.sh)"
+./scripts/sbom.sh
 
 echo "==> cargo test"
 cargo test --workspace -- "$@"
