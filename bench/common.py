@@ -19,9 +19,10 @@ PROFILES = ["release", "debug"]
 
 
 def binary(name):
-    """target/release/NAME, else target/debug/NAME."""
+    """target/release/NAME, else target/debug/NAME ($CARGO_TARGET_DIR, if set, for target)."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     for profile in PROFILES:
-        path = os.path.join(ROOT, "target", profile, name)
+        path = os.path.join(target, profile, name)
         if os.path.exists(path):
             return path
     raise SystemExit(f"build {name} first: cargo build --release --workspace --bins")
