@@ -58,6 +58,8 @@ pub const RETIRE: &str = "SECRET_ZERO_RETIRE";
 pub const TRIM: &str = "SECRET_ZERO_TRIM";
 pub const DRY_RUN: &str = "SECRET_ZERO_DRY_RUN";
 pub const BATCH_SIZE: &str = "SECRET_ZERO_BATCH_SIZE";
+/// `rotate --page-size`: Secrets a list request asks for at once.
+pub const PAGE_SIZE: &str = "SECRET_ZERO_PAGE_SIZE";
 
 // `inject`.
 pub const INJECT_NAMESPACE: &str = "SECRET_ZERO_INJECT_NAMESPACE";
@@ -105,6 +107,8 @@ pub const DEFAULT_SEAL_RETRY_TIMEOUT: &str = "10s";
 pub const DEFAULT_TRANSIT_MOUNT: &str = "transit";
 /// `rotate --batch-size`: ciphertexts per rewrap request.
 pub const DEFAULT_BATCH_SIZE: u32 = 100;
+/// Default of `rotate --page-size` (what kubectl asks for too).
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
 /// `inject --image`, when no `secret-zero.dev/image` annotation names one.
 pub const DEFAULT_IMAGE: &str = concat!(
     "ghcr.io/secret-zero/secret-zero:",

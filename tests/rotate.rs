@@ -668,3 +668,294 @@ fn a_batch_too_big_for_openbao_is_split_not_failed() {
     }
     rig.assert_all_decrypt(&all, "after split batches");
 }
+
+/// `n` identity-bound Secrets in each of `shop` and `bank`.
+fn seal_two_namespaces(rig: &Rig, n: usize) -> Vec<Sealed> {
+    let mut all = rig.seal_many("shop", n, KEY, |i| format!("app-{i:03}"));
+    all.extend(rig.seal_many("bank", n, KEY, |i| format!("vault-{i:03}")));
+    all
+}
+
+/// The list requests and the writes among `requests`, and each Secret written once.
+fn lists_and_writes(requests: &[String], all: &[Sealed]) -> (usize, usize) {
+    let lists = requests
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.ends_with("/secrets"))
+        .count();
+    let writes = puts(requests);
+    let distinct: BTreeSet<&String> = writes.iter().copied().collect();
+    assert_eq!(distinct.len(), writes.len(), "a Secret was written twice");
+    for s in all {
+        let path = format!("PUT /api/v1/namespaces/{}/secrets/{}", s.ns, s.name);
+        assert!(distinct.contains(&path), "{} was not written", s.id());
+    }
+    (lists, writes.len())
+}
+
+#[test]
+fn paged_rotation_rewraps_every_secret_exactly_once() {
+    let rig = Rig::new();
+    let all = seal_two_namespaces(&rig, 25);
+    let mark = rig.request_mark();
+    let run = rig.rotate(&["--transit-key", KEY, "-A", "--page-size", "7"]);
+    let summary = run.expect(0).summary();
+    // 50 Secrets, 7 a page: 8 pages.
+    assert_counts(
+        &summary,
+        &[
+            ("secrets_scanned", 50),
+            ("to_rewrap", 50),
+            ("rewrapped", 50),
+            ("unchanged", 0),
+            ("failed", 0),
+            ("list_pages", 8),
+            ("list_restarts", 0),
+            ("kube_requests", 8 + 50),
+        ],
+    );
+    let requests = rig.requests_since(mark);
+    assert_eq!(requests.len(), 8 + 50, "{requests:#?}");
+    assert_eq!(lists_and_writes(&requests, &all), (8, 50));
+    let latest = rig.latest(KEY);
+    for s in &all {
+        assert_eq!(rig.version(s), latest, "{} not rewrapped", s.id());
+    }
+    rig.assert_all_decrypt(&all, "after a paged rotate");
+
+    // The `--secret` ones are not done twice when the labelled list meets them again.
+    let named = format!("{}#ciphertext", all[3].id());
+    let run = rig.rotate(&[
+        "--transit-key",
+        KEY,
+        "-A",
+        "--page-size",
+        "7",
+        "--secret",
+        &named,
+    ]);
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[
+            ("secrets_scanned", 50),
+            ("rewrapped", 50),
+            ("list_pages", 8),
+        ],
+    );
+}
+
+#[test]
+fn an_expired_continue_token_restarts_the_list_and_nothing_is_written_twice() {
+    let rig = Rig::new();
+    let all = seal_two_namespaces(&rig, 25);
+    let double = &rig.bed.double;
+    // An etcd compaction right after the first page: its continue token is too old.
+    double.expire_continue_tokens_after(1);
+    let mark = rig.request_mark();
+    let run = rig.rotate(&["--transit-key", KEY, "-A", "--page-size", "7"]);
+    let summary = run.expect(0).summary();
+    // The first page, the refused second one, then all 8 again (the first 7 skipped).
+    assert_counts(
+        &summary,
+        &[
+            ("secrets_scanned", 50),
+            ("to_rewrap", 50),
+            ("rewrapped", 50),
+            ("failed", 0),
+            ("list_pages", 1 + 8),
+            ("list_restarts", 1),
+            ("kube_requests", 1 + 1 + 8 + 50),
+        ],
+    );
+    assert_eq!(double.refused_lists(), 1);
+    let requests = rig.requests_since(mark);
+    assert_eq!(lists_and_writes(&requests, &all), (1 + 1 + 8, 50));
+    assert!(
+        run.stderr.contains("410 Expired") && run.stderr.contains("restarting the list"),
+        "{}",
+        run.stderr
+    );
+    let latest = rig.latest(KEY);
+    for s in &all {
+        assert_eq!(rig.version(s), latest, "{} not rewrapped", s.id());
+    }
+    rig.assert_all_decrypt(&all, "after a restarted list");
+}
+
+#[test]
+fn the_double_answers_an_expired_continue_token_as_the_api_server_does() {
+    let double = KubeDouble::start();
+    for i in 0..3 {
+        double.put_secret(json!({"metadata": {"name": format!("s{i}"), "namespace": "shop"}}));
+    }
+    let admin = double.admin_token();
+    let (code, first) = double.call(
+        "GET",
+        "/api/v1/namespaces/shop/secrets?limit=1",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 200, "{first}");
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    double.expire_continue_tokens();
+    let (code, status) = double.call(
+        "GET",
+        &format!("/api/v1/namespaces/shop/secrets?limit=1&continue={token}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 410, "{status}");
+    assert_eq!(status["reason"], "Expired");
+    assert_eq!(
+        status["message"],
+        secret_zero_testbed::kube_double::EXPIRED_MESSAGE
+    );
+    // A new list works, and so does its token.
+    let (code, again) = double.call(
+        "GET",
+        "/api/v1/namespaces/shop/secrets?limit=1",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 200, "{again}");
+    let token = again["metadata"]["continue"].as_str().unwrap().to_string();
+    let (code, next) = double.call(
+        "GET",
+        &format!("/api/v1/namespaces/shop/secrets?limit=1&continue={token}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 200, "{next}");
+    assert_eq!(next["items"][0]["metadata"]["name"], "s1");
+}
+
+#[test]
+fn the_api_server_answering_429_mid_listing_is_retried_after_retry_after() {
+    let rig = Rig::new();
+    let all = seal_two_namespaces(&rig, 10);
+    let double = &rig.bed.double;
+    // The third page is refused once with Retry-After: 1.
+    double.throttle_lists_after(2, 1, 1);
+    let mark = rig.request_mark();
+    let run = rig.rotate(&["--transit-key", KEY, "-A", "--page-size", "7"]);
+    let summary = run.expect(0).summary();
+    assert_counts(
+        &summary,
+        &[
+            ("secrets_scanned", 20),
+            ("rewrapped", 20),
+            ("failed", 0),
+            ("list_pages", 3),
+            ("list_restarts", 0),
+        ],
+    );
+    assert_eq!(double.refused_lists(), 1);
+    let requests = rig.requests_since(mark);
+    assert_eq!(lists_and_writes(&requests, &all), (3 + 1, 20));
+    assert!(
+        run.stderr.contains("retry_after_s=1") || run.stderr.contains("retry_after_s: 1"),
+        "{}",
+        run.stderr
+    );
+    rig.assert_all_decrypt(&all, "after a throttled list");
+}
+
+#[test]
+fn the_retire_re_list_survives_429_and_an_expired_continue_token() {
+    let rig = Rig::new();
+    let all = seal_two_namespaces(&rig, 10);
+    let double = &rig.bed.double;
+    // The rotate list takes 3 pages of 7. Then the retire list: its first request is
+    // throttled once, and its continue token expires after its first page.
+    double.throttle_lists_after(3, 1, 1);
+    double.expire_continue_tokens_after(4);
+    let run = rig.rotate(&["--transit-key", KEY, "-A", "--page-size", "7", "--retire"]);
+    let summary = run.expect(0).summary();
+    let latest = rig.latest(KEY);
+    assert_counts(
+        &summary,
+        &[
+            ("rewrapped", 20),
+            ("failed", 0),
+            ("list_pages", 3 + 1 + 3),
+            ("list_restarts", 1),
+            ("retired_to", latest),
+        ],
+    );
+    assert_eq!(double.refused_lists(), 2);
+    assert!(run.stderr.contains("restarting the list"), "{}", run.stderr);
+    assert_eq!(
+        rig.key_info(KEY)["min_decryption_version"].as_u64(),
+        Some(latest)
+    );
+    rig.assert_all_decrypt(&all, "after retiring");
+
+    // Laggards are still found, each named once, when the retire list restarts: after
+    // a rotation over shop alone, bank's Secrets are behind.
+    rig.bed.double.expire_continue_tokens_after(2);
+    let run = rig.rotate(&[
+        "--transit-key",
+        KEY,
+        "-n",
+        "shop",
+        "--page-size",
+        "3",
+        "--retire",
+    ]);
+    let summary = run.expect(15).summary();
+    let want: Vec<Value> = all
+        .iter()
+        .filter(|s| s.ns == "bank")
+        .map(|s| json!(format!("{} (v{latest})", s.id())))
+        .collect();
+    assert_eq!(summary["laggards"], json!(want), "{summary}");
+    assert_counts(&summary, &[("rewrapped", 10), ("list_restarts", 1)]);
+}
+
+/// `count` unbound Secrets in `shop` sharing one ciphertext, each padded with
+/// `padding` bytes of data rotation must keep: a cluster where listing everything at
+/// once costs memory.
+fn seal_padded(rig: &Rig, count: usize, padding: usize) {
+    let template = rig.object(&rig.seal("shop", "template", PLAIN_KEY, false));
+    let pad = b64(vec![b'x'; padding]);
+    for i in 0..count {
+        let mut secret = template.clone();
+        secret["metadata"] = json!({
+            "name": format!("big-{i:05}"),
+            "namespace": "shop",
+            "labels": template["metadata"]["labels"].clone(),
+            "annotations": template["metadata"]["annotations"].clone(),
+        });
+        secret["data"]["padding"] = json!(pad);
+        rig.bed.double.put_secret(secret);
+    }
+}
+
+#[test]
+fn paging_bounds_the_memory_of_a_rotate_over_many_secrets() {
+    let rig = Rig::new();
+    // 1,500 Secrets of 24 KiB: some 48 MB of list answer when read at once.
+    seal_padded(&rig, 1500, 24 * 1024);
+    let peak = |page: &str| {
+        let run = rig.rotate(&[
+            "--transit-key",
+            PLAIN_KEY,
+            "-n",
+            "shop",
+            "--page-size",
+            page,
+        ]);
+        let summary = run.expect(0).summary();
+        assert_counts(&summary, &[("rewrapped", 1501), ("failed", 0)]);
+        count(&summary, "peak_rss_kib")
+    };
+    // Everything in one page (what listing all at once costs), then 20 a page.
+    let at_once = peak("100000");
+    let paged = peak("20");
+    eprintln!("peak RSS: {at_once} KiB in one page, {paged} KiB 20 a page");
+    assert!(
+        paged * 2 < at_once,
+        "paged {paged} KiB is not well below all at once {at_once} KiB"
+    );
+    assert!(paged < 48 * 1024, "paged peak {paged} KiB");
+}

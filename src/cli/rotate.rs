@@ -79,6 +79,11 @@ pub struct RotateArgs {
     #[arg(long, env = env::BATCH_SIZE, default_value_t = env::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
 
+    /// Secrets a list request asks for at once (`limit`, following `continue`): the
+    /// run holds one page and the batch in flight, however many Secrets there are.
+    #[arg(long, env = env::PAGE_SIZE, default_value_t = env::DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+
     /// How long transient Vault and Kubernetes faults (connection refused, 5xx, 429,
     /// sealed) are retried, per operation.
     #[arg(long, env = env::RETRY_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_RETRY_TIMEOUT)]

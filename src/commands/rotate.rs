@@ -23,6 +23,7 @@ pub async fn run(args: RotateArgs) -> Result<i32, Error> {
         trim: args.trim,
         dry_run: args.dry_run,
         batch_size: args.batch_size as usize,
+        page_size: args.page_size,
         backoff,
     };
     match start(&args, &mut plan).await {

@@ -34,7 +34,8 @@ pub enum KubeError {
         retry_after: Option<std::time::Duration>,
     },
 
-    /// Any other refusal (400, 422...).
+    /// Any other refusal (400, 422...). A 410 on a list is an expired continue token:
+    /// see [`KubeError::is_expired`].
     #[error("request on {object} refused (HTTP {code}): {message}")]
     Refused {
         object: String,
@@ -70,6 +71,7 @@ impl KubeError {
                             .filter(|&s| s > 0)
                             .map(|s| std::time::Duration::from_secs(u64::from(s))),
                     },
+                    // 410 (reason Expired) stays a refusal, recognised by `is_expired`.
                     (code, _) => KubeError::Refused {
                         object,
                         code,
@@ -90,6 +92,12 @@ impl KubeError {
 
     pub fn is_transient(&self) -> bool {
         matches!(self, KubeError::Transient { .. })
+    }
+
+    /// 410 Gone (reason `Expired`): the `continue` token of a paged list is older than
+    /// the last etcd compaction. The list must start again without it.
+    pub fn is_expired(&self) -> bool {
+        matches!(self, KubeError::Refused { code: 410, .. })
     }
 
     /// What the user can do about it.

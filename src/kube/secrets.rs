@@ -12,6 +12,14 @@ use super::error::KubeError;
 /// Secrets a list request asks for at once.
 pub const LIST_PAGE: u32 = 500;
 
+/// One page of a Secret list.
+#[derive(Debug, Default)]
+pub struct SecretPage {
+    pub items: Vec<Secret>,
+    /// The `continue` token for the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
 /// Secrets through one client.
 #[derive(Clone)]
 pub struct Secrets {
@@ -53,12 +61,39 @@ impl Secrets {
     /// List Secrets matching `selector` (label selector syntax) in one namespace, or in
     /// all namespaces when `namespace` is `None`, [`LIST_PAGE`] at a time (`limit` and
     /// `continue`, as kubectl pages), so that no single request asks a large cluster's
-    /// API server for every Secret at once.
+    /// API server for every Secret at once. All pages end up in memory: a caller that
+    /// may meet many Secrets walks [`Secrets::page`] instead.
     pub async fn list(
         &self,
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Secret>, KubeError> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .page(namespace, selector, LIST_PAGE, next.as_deref())
+                .await?;
+            items.extend(page.items);
+            next = page.next;
+            if next.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// At most `limit` Secrets matching `selector` in one namespace, or in all
+    /// namespaces when `namespace` is `None`, starting where `continue_token` (from the
+    /// previous page) says. An expired token is a refusal with
+    /// [`KubeError::is_expired`]: start again without one.
+    pub async fn page(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<SecretPage, KubeError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let (api, scope): (Api<Secret>, String) = match namespace {
             Some(ns) => (
                 Api::namespaced(self.client.clone(), ns),
@@ -69,24 +104,18 @@ impl Secrets {
                 "secrets in all namespaces".to_string(),
             ),
         };
-        let mut items = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut params = ListParams::default().labels(selector).limit(LIST_PAGE);
-            if let Some(token) = &next {
-                params = params.continue_token(token);
-            }
-            let page = api
-                .list(&params)
-                .await
-                .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))?;
-            items.extend(page.items);
-            next = page.metadata.continue_.filter(|t| !t.is_empty());
-            if next.is_none() {
-                return Ok(items);
-            }
+        let mut params = ListParams::default().labels(selector).limit(limit);
+        if let Some(token) = continue_token {
+            params = params.continue_token(token);
         }
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))?;
+        Ok(SecretPage {
+            items: list.items,
+            next: list.metadata.continue_.filter(|t| !t.is_empty()),
+        })
     }
 
     /// Create a Secret; an existing one is [`KubeError::AlreadyExists`].

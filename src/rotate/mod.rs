@@ -16,7 +16,7 @@ mod retire;
 mod target;
 mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use crate::exit;
 use crate::failure::Hinted;
 use crate::fault::Fault;
-use crate::kube::Secrets;
+use crate::kube::{Secret, Secrets};
 use crate::retry::{Backoff, retry};
 use crate::secret_format::{self, SecretRef};
 use crate::vault::{self, BatchItem, KeyInfo, VaultToken};
@@ -73,6 +73,8 @@ pub struct Plan {
     pub trim: bool,
     pub dry_run: bool,
     pub batch_size: usize,
+    /// Secrets a list request asks for at once (`limit`).
+    pub page_size: u32,
     pub backoff: Backoff,
 }
 
@@ -127,6 +129,7 @@ impl Rotator {
         report.vault_requests = self.shared.vault.requests();
         report.kube_requests = self.shared.secrets.requests();
         report.duration_ms = start.elapsed().as_millis() as u64;
+        report.peak_rss_kib = peak_rss_kib();
         if let Err(e) = &result {
             report.error = Some(e.one_line());
         }
@@ -145,14 +148,22 @@ impl Rotator {
         let s = &self.shared;
         let mut key = self.read_key().await?;
         report.key_version_before = Some(key.latest_version);
-        let (targets, unreadable) = self.discover().await?;
-        report.secrets_scanned = (targets.len() + unreadable.len()) as u64;
-        for (name, line) in unreadable {
-            fail(report, &name, &line);
-        }
+        // Names of the Secrets already seen (handled or found under another key), so
+        // that a `--secret` one is not done twice and a restarted list skips them.
+        let mut seen: HashSet<String> = HashSet::new();
+        let named = self.read_named(&mut seen, report).await;
+        // The first page before anything changes: a forbidden or unreachable list
+        // fails here, with the key as it was.
+        let mut listing = self.listing();
+        let first = match listing.as_mut() {
+            Some(listing) => Some(listing.next_page(self, report).await?),
+            None => None,
+        };
 
         if self.plan.dry_run {
-            return self.dry_run(&key, targets, report).await;
+            return self
+                .dry_run(&key, named, listing, first, seen, report)
+                .await;
         }
 
         if self.plan.rotate {
@@ -174,17 +185,27 @@ impl Rotator {
         let version = key.latest_version;
         report.key_version_after = Some(version);
 
-        let (pending, current): (Vec<Target>, Vec<Target>) =
-            targets.into_iter().partition(|t| t.version < version);
-        report.to_rewrap = pending.len() as u64;
-        report.unchanged = current.len() as u64;
+        let mut other_keys = 0u64;
+        self.process(named, version, report).await?;
+        if let (Some(listing), Some(first)) = (listing.as_mut(), first) {
+            let mut page = Some(first);
+            while let Some(secrets) = page.take() {
+                let targets = self.targets_of(secrets, &mut seen, &mut other_keys, report);
+                self.process(targets, version, report).await?;
+                if !listing.done() {
+                    page = Some(listing.next_page(self, report).await?);
+                }
+            }
+        }
         tracing::info!(
-            to_rewrap = pending.len(),
-            already_current = current.len(),
-            version,
-            "rewrapping ciphertexts that are behind the latest key version"
+            key = %format!("{}/{}", s.mount, s.key),
+            scope = %self.scope_text(),
+            found = report.secrets_scanned,
+            rewrapped = report.rewrapped,
+            other_keys,
+            pages = report.list_pages,
+            "Secrets found under the key"
         );
-        self.rewrap_all(pending, version, report).await?;
 
         if report.failed > 0 {
             if self.plan.retire {
@@ -201,76 +222,114 @@ impl Rotator {
         Ok(exit::OK)
     }
 
-    /// Every Secret under the key in scope, by `namespace/name`, and the ones that are
-    /// under it but unusable (with the reason).
-    async fn discover(&self) -> Result<(Vec<Target>, Vec<(String, String)>), Fault> {
+    fn scope_text(&self) -> String {
+        match &self.plan.scope {
+            Scope::NamedOnly => "the named Secrets".to_string(),
+            Scope::Namespace(ns) => format!("namespace {ns}"),
+            Scope::AllNamespaces => "all namespaces".to_string(),
+        }
+    }
+
+    /// The paged list of labelled Secrets in scope, if the scope has one.
+    fn listing(&self) -> Option<Listing> {
+        let namespace = match &self.plan.scope {
+            Scope::NamedOnly => return None,
+            Scope::Namespace(ns) => Some(ns.clone()),
+            Scope::AllNamespaces => None,
+        };
+        let mut selector = managed_selector();
+        if let Some(extra) = self.plan.selector.as_deref().filter(|x| !x.is_empty()) {
+            selector = format!("{selector},{extra}");
+        }
+        Some(Listing::new(namespace, selector, self.plan.page_size))
+    }
+
+    /// The `--secret` Secrets under the key; the unusable ones are counted as failed.
+    /// Each is marked seen, so the labelled list does not do it again.
+    async fn read_named(&self, seen: &mut HashSet<String>, report: &mut Report) -> Vec<Target> {
         let s = &self.shared;
         let mut found: BTreeMap<String, Target> = BTreeMap::new();
-        let mut unreadable: BTreeMap<String, String> = BTreeMap::new();
-        let mut other_keys = 0usize;
-        let namespace = match &self.plan.scope {
-            Scope::NamedOnly => None,
-            Scope::Namespace(ns) => Some(Some(ns.as_str())),
-            Scope::AllNamespaces => Some(None),
-        };
-        if let Some(namespace) = namespace {
-            let mut selector = managed_selector();
-            if let Some(extra) = self.plan.selector.as_deref().filter(|x| !x.is_empty()) {
-                selector = format!("{selector},{extra}");
-            }
-            let listed = retry("list secrets", s.backoff, || {
-                s.secrets.list(namespace, &selector)
-            })
-            .await?;
-            for secret in listed {
-                let name = target::name_of(&secret);
-                match target_of(secret, &Origin::Labelled, &s.mount, &s.key) {
-                    Ok(Some(target)) => {
-                        found.insert(name, target);
-                    }
-                    Ok(None) => other_keys += 1,
-                    Err(e) => {
-                        unreadable.insert(name, e.one_line());
-                    }
-                }
-            }
-        }
         for reference in &self.plan.named {
             let name = format!("{}/{}", reference.namespace, reference.name);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
             let secret = match s.get_secret(&reference.namespace, &reference.name).await {
                 Ok(secret) => secret,
                 Err(e) => {
-                    unreadable.insert(name, Fault::from(e).one_line());
+                    report.secrets_scanned += 1;
+                    fail(report, &name, &Fault::from(e).one_line());
                     continue;
                 }
             };
             match target_of(secret, &target::named(reference), &s.mount, &s.key) {
                 Ok(Some(target)) => {
-                    unreadable.remove(&name);
+                    report.secrets_scanned += 1;
                     found.insert(name, target);
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    found.remove(&name);
-                    unreadable.insert(name, e.one_line());
+                    report.secrets_scanned += 1;
+                    fail(report, &name, &e.one_line());
                 }
             }
         }
+        found.into_values().collect()
+    }
+
+    /// The Secrets of one page under the key that were not seen before; the unusable
+    /// ones are counted as failed.
+    fn targets_of(
+        &self,
+        secrets: Vec<Secret>,
+        seen: &mut HashSet<String>,
+        other_keys: &mut u64,
+        report: &mut Report,
+    ) -> Vec<Target> {
+        let s = &self.shared;
+        let mut targets = Vec::new();
+        for secret in secrets {
+            let name = target::name_of(&secret);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            match target_of(secret, &Origin::Labelled, &s.mount, &s.key) {
+                Ok(Some(target)) => {
+                    report.secrets_scanned += 1;
+                    targets.push(target);
+                }
+                Ok(None) => *other_keys += 1,
+                Err(e) => {
+                    report.secrets_scanned += 1;
+                    fail(report, &name, &e.one_line());
+                }
+            }
+        }
+        targets
+    }
+
+    /// Rewrap and write back the targets behind `version`; count the others unchanged.
+    async fn process(
+        &self,
+        targets: Vec<Target>,
+        version: u64,
+        report: &mut Report,
+    ) -> Result<(), Fault> {
+        let (pending, current): (Vec<Target>, Vec<Target>) =
+            targets.into_iter().partition(|t| t.version < version);
+        report.to_rewrap += pending.len() as u64;
+        report.unchanged += current.len() as u64;
+        drop(current);
+        if pending.is_empty() {
+            return Ok(());
+        }
         tracing::info!(
-            key = %format!("{}/{}", s.mount, s.key),
-            scope = %match &self.plan.scope {
-                Scope::NamedOnly => "the named Secrets".to_string(),
-                Scope::Namespace(ns) => format!("namespace {ns}"),
-                Scope::AllNamespaces => "all namespaces".to_string(),
-            },
-            found = found.len() + unreadable.len(),
-            other_keys,
-            "Secrets found under the key"
+            to_rewrap = pending.len(),
+            version,
+            page = report.list_pages,
+            "rewrapping ciphertexts that are behind the latest key version"
         );
-        Ok((
-            found.into_values().collect(),
-            unreadable.into_iter().collect(),
-        ))
+        self.rewrap_all(pending, version, report).await
     }
 
     /// Rewrap `pending` in batches (bound and unbound ciphertexts apart: Vault wants a
@@ -381,19 +440,35 @@ impl Rotator {
     async fn dry_run(
         &self,
         key: &KeyInfo,
-        targets: Vec<Target>,
+        named: Vec<Target>,
+        mut listing: Option<Listing>,
+        first: Option<Vec<Secret>>,
+        mut seen: HashSet<String>,
         report: &mut Report,
     ) -> Result<i32, Fault> {
         let s = &self.shared;
         let version = key.latest_version + u64::from(self.plan.rotate);
         report.key_version_after = Some(version);
-        let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        for target in &targets {
-            if target.version < version {
-                report.to_rewrap += 1;
-                tracing::info!(secret = %target.name, from = target.version, to = version, "dry run: would rewrap");
-            } else {
-                report.unchanged += 1;
+        let mut other_keys = 0u64;
+        let count = |targets: Vec<Target>, report: &mut Report| {
+            for target in targets {
+                if target.version < version {
+                    report.to_rewrap += 1;
+                    tracing::info!(secret = %target.name, from = target.version, to = version, "dry run: would rewrap");
+                } else {
+                    report.unchanged += 1;
+                }
+            }
+        };
+        count(named, report);
+        if let (Some(listing), Some(first)) = (listing.as_mut(), first) {
+            let mut page = Some(first);
+            while let Some(secrets) = page.take() {
+                let targets = self.targets_of(secrets, &mut seen, &mut other_keys, report);
+                count(targets, report);
+                if !listing.done() {
+                    page = Some(listing.next_page(self, report).await?);
+                }
             }
         }
         tracing::info!(
@@ -402,6 +477,7 @@ impl Rotator {
             from = key.latest_version,
             to = version,
             to_rewrap = report.to_rewrap,
+            pages = report.list_pages,
             "dry run: nothing rotated, written or retired"
         );
         if report.failed > 0 {
@@ -409,7 +485,7 @@ impl Rotator {
         }
         if self.plan.retire {
             // Secrets this run would rewrap are no obstacle; any other one behind is.
-            let blockers = self.laggards(version, &names).await?;
+            let blockers = self.laggards(version, &seen, report).await?;
             if !blockers.is_empty() {
                 for blocker in &blockers {
                     tracing::error!(secret = %blocker, version, "dry run: --retire would refuse: this Secret is outside the run and behind");
@@ -424,6 +500,93 @@ impl Rotator {
         }
         Ok(exit::OK)
     }
+}
+
+/// Continue tokens that may expire in one run before it gives up.
+pub const MAX_LIST_RESTARTS: u32 = 10;
+
+/// A paged list of labelled Secrets, one page in memory at a time. An expired continue
+/// token (410 Expired, after an etcd compaction) starts the list again from the
+/// beginning; the caller skips what it has already seen.
+struct Listing {
+    namespace: Option<String>,
+    selector: String,
+    page_size: u32,
+    next: Option<String>,
+    done: bool,
+    restarts: u32,
+}
+
+impl Listing {
+    fn new(namespace: Option<String>, selector: String, page_size: u32) -> Listing {
+        Listing {
+            namespace,
+            selector,
+            page_size,
+            next: None,
+            done: false,
+            restarts: 0,
+        }
+    }
+
+    /// Whether the last page has been read.
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    /// The next page (transient faults and 429 retried, honouring `Retry-After`).
+    async fn next_page(
+        &mut self,
+        rotator: &Rotator,
+        report: &mut Report,
+    ) -> Result<Vec<Secret>, Fault> {
+        let s = &rotator.shared;
+        loop {
+            let token = self.next.clone();
+            let answer = retry("list secrets", s.backoff, || {
+                s.secrets.page(
+                    self.namespace.as_deref(),
+                    &self.selector,
+                    self.page_size,
+                    token.as_deref(),
+                )
+            })
+            .await;
+            match answer {
+                Ok(page) => {
+                    report.list_pages += 1;
+                    self.done = page.next.is_none();
+                    self.next = page.next;
+                    return Ok(page.items);
+                }
+                Err(e)
+                    if e.is_expired() && token.is_some() && self.restarts < MAX_LIST_RESTARTS =>
+                {
+                    self.restarts += 1;
+                    report.list_restarts += 1;
+                    tracing::warn!(
+                        restart = self.restarts,
+                        pages = report.list_pages,
+                        "the list's continue token expired (410 Expired): restarting the list from the beginning; Secrets already handled are skipped"
+                    );
+                    self.next = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The process's peak resident set (`VmHWM` of /proc/self/status), where there is one.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether Vault refused a request for its size rather than its content.

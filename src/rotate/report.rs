@@ -40,6 +40,12 @@ pub struct Report {
     pub vault_requests: u64,
     /// Every Kubernetes API request.
     pub kube_requests: u64,
+    /// List requests answered with a page (restarts included).
+    pub list_pages: u64,
+    /// Lists started again because a continue token expired (410 Expired).
+    pub list_restarts: u64,
+    /// The process's peak resident set (VmHWM), at the end of the run.
+    pub peak_rss_kib: Option<u64>,
     pub duration_ms: u64,
     /// The error that stopped the run early, if one did.
     pub error: Option<String>,

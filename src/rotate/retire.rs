@@ -1,6 +1,8 @@
 //! `--retire` and `--trim`: raise the key's minimum versions once nothing needs the old
 //! ones, proved by a fresh look at every namespace rather than by what this run did.
 
+use std::collections::HashSet;
+
 use crate::failure::Hinted;
 use crate::fault::Fault;
 use crate::kube::KubeError;
@@ -8,7 +10,7 @@ use crate::retry::retry;
 use crate::vault::KeyConfig;
 
 use super::target::{Origin, name_of, named, target_of};
-use super::{Report, Rotator, managed_selector};
+use super::{Listing, Report, Rotator, managed_selector};
 use crate::exit;
 
 impl Rotator {
@@ -18,19 +20,10 @@ impl Rotator {
     pub(super) async fn laggards(
         &self,
         version: u64,
-        except: &[String],
+        except: &HashSet<String>,
+        report: &mut Report,
     ) -> Result<Vec<String>, Fault> {
         let s = &self.shared;
-        let selector = managed_selector();
-        let listed = retry("list secrets in all namespaces", s.backoff, || {
-            s.secrets.list(None, &selector)
-        })
-        .await
-        .inspect_err(|e| {
-            if matches!(e, KubeError::Forbidden { .. }) {
-                tracing::error!("--retire must see every namespace to prove no Secret still needs an old key version: grant list on secrets cluster-wide (a ClusterRole)");
-            }
-        })?;
         let mut laggards = Vec::new();
         let mut check = |name: String, origin: &Origin, secret| {
             if except.contains(&name) {
@@ -43,8 +36,21 @@ impl Rotator {
                 Err(e) => laggards.push(format!("{name} (unreadable: {})", e.one_line())),
             }
         };
-        for secret in listed {
-            check(name_of(&secret), &Origin::Labelled, secret);
+        // Page by page; after an expired continue token the list starts again (a
+        // Secret seen twice is named once: the list is deduplicated below).
+        let mut listing = Listing::new(None, managed_selector(), self.plan.page_size);
+        loop {
+            let page = listing.next_page(self, report).await.inspect_err(|e| {
+                if matches!(e, Fault::Kube(KubeError::Forbidden { .. })) {
+                    tracing::error!("--retire must see every namespace to prove no Secret still needs an old key version: grant list on secrets cluster-wide (a ClusterRole)");
+                }
+            })?;
+            for secret in page {
+                check(name_of(&secret), &Origin::Labelled, secret);
+            }
+            if listing.done() {
+                break;
+            }
         }
         for reference in &self.plan.named {
             match s.get_secret(&reference.namespace, &reference.name).await {
@@ -63,7 +69,7 @@ impl Rotator {
     /// trim them if asked.
     pub(super) async fn retire(&self, version: u64, report: &mut Report) -> Result<i32, Fault> {
         let s = &self.shared;
-        let laggards = self.laggards(version, &[]).await?;
+        let laggards = self.laggards(version, &HashSet::new(), report).await?;
         if !laggards.is_empty() {
             for laggard in &laggards {
                 tracing::error!(secret = %laggard, version, "behind the latest key version");

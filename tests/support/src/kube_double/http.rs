@@ -81,6 +81,8 @@ pub(crate) struct ApiResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// A `Retry-After` header (seconds).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiResponse {
@@ -89,6 +91,7 @@ impl ApiResponse {
             status,
             content_type: "application/json",
             body: serde_json::to_vec(value).expect("JSON"),
+            retry_after: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl ApiResponse {
             status,
             content_type: "text/plain; charset=utf-8",
             body: text.as_bytes().to_vec(),
+            retry_after: None,
         }
     }
 }

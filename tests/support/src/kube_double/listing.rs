@@ -33,10 +33,15 @@ pub(crate) fn respond(
         Ok(selector) => selector,
         Err(e) => return status::bad_request(&e),
     };
+    // A continued list stays at the resourceVersion of its first page, as the token says.
+    let mut list_rv: u64 = resource_version.parse().unwrap_or(0);
     let after = match req.query("continue").filter(|c| !c.is_empty()) {
         None => None,
         Some(token) => match decode_continue(token) {
-            Some(key) => Some(key),
+            Some((rv, key)) => {
+                list_rv = rv;
+                Some(key)
+            }
             None => {
                 return status::bad_request(
                     "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
@@ -60,7 +65,7 @@ pub(crate) fn respond(
     {
         let remaining = matching.len() - limit;
         matching.truncate(limit);
-        metadata["continue"] = json!(encode_continue(&key(matching[limit - 1])));
+        metadata["continue"] = json!(encode_continue(list_rv, &key(matching[limit - 1])));
         metadata["remainingItemCount"] = json!(remaining);
     }
 
@@ -112,12 +117,23 @@ fn key(object: &Value) -> (String, String) {
     )
 }
 
-fn encode_continue((namespace, name): &(String, String)) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{namespace}/{name}"))
+/// A continue token as the API server makes one: base64url of
+/// `{"v":"meta.k8s.io/v1","rv":RV,"start":"NS/NAME\u0000"}`, where `rv` is the
+/// resourceVersion of the list's first page and `start` the key after the last item.
+pub(crate) fn encode_continue(rv: u64, (namespace, name): &(String, String)) -> String {
+    let token =
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{namespace}/{name}\u{0}")});
+    URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
-fn decode_continue(token: &str) -> Option<(String, String)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-    let (namespace, name) = text.split_once('/')?;
-    Some((namespace.to_string(), name.to_string()))
+/// The `rv` and the last key of a continue token.
+pub(crate) fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
+    let token: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    if token["v"] != "meta.k8s.io/v1" {
+        return None;
+    }
+    let rv = token["rv"].as_u64()?;
+    let start = token["start"].as_str()?.strip_suffix('\u{0}')?;
+    let (namespace, name) = start.split_once('/')?;
+    Some((rv, (namespace.to_string(), name.to_string())))
 }

@@ -41,6 +41,7 @@ mod discovery;
 mod http;
 mod ids;
 mod kubeconfig;
+mod list_faults;
 mod listing;
 mod merge_patch;
 mod namespaces;
@@ -69,6 +70,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use list_faults::EXPIRED_MESSAGE;
 pub use rule::Rule;
 
 use state::Double;
@@ -297,6 +299,44 @@ impl KubeDouble {
         body: Option<&Value>,
     ) -> (u16, Value) {
         client::call(&self.url(), &self.ca_pem, method, path, token, body)
+    }
+
+    /// Every continue token issued so far expires, as after an etcd compaction: a list
+    /// continued with one is answered `410 Gone`, reason `Expired`, with the API
+    /// server's message (and, as it does, a fresh token in the Status's metadata).
+    pub fn expire_continue_tokens(&self) {
+        list_faults::compact(&mut self.double.cluster());
+    }
+
+    /// Expire every continue token issued until then (see
+    /// [`expire_continue_tokens`](Self::expire_continue_tokens)) once `lists` more list
+    /// requests (of any kind) have been answered with a page.
+    pub fn expire_continue_tokens_after(&self, lists: u64) {
+        let mut cluster = self.double.cluster();
+        let at = cluster.list_faults.answered + lists;
+        cluster.list_faults.compact_at = Some(at);
+    }
+
+    /// Answer the next `lists` list requests (of any kind) `429 Too Many Requests`, as
+    /// API Priority and Fairness does, with `Retry-After: SECS` and the Status's
+    /// `details.retryAfterSeconds`.
+    pub fn throttle_lists(&self, lists: u64, retry_after_secs: u32) {
+        self.throttle_lists_after(0, lists, retry_after_secs);
+    }
+
+    /// [`throttle_lists`](Self::throttle_lists), but only once `answered` more list
+    /// requests have been answered with a page: 429 in the middle of a paged list.
+    pub fn throttle_lists_after(&self, answered: u64, lists: u64, retry_after_secs: u32) {
+        let mut cluster = self.double.cluster();
+        let from = cluster.list_faults.answered + answered;
+        cluster.list_faults.throttle_from = from;
+        cluster.list_faults.throttled = lists;
+        cluster.list_faults.retry_after_secs = retry_after_secs;
+    }
+
+    /// List requests the two knobs above answered with 410 or 429.
+    pub fn refused_lists(&self) -> u64 {
+        self.double.cluster().list_faults.refused
     }
 
     /// API requests served so far (every request to the API server, discovery and

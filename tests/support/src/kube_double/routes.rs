@@ -7,6 +7,7 @@ use super::backdoor;
 use super::configmaps;
 use super::discovery;
 use super::http::{ApiRequest, ApiResponse};
+use super::list_faults;
 use super::namespaces;
 use super::openapi;
 use super::pods;
@@ -51,7 +52,11 @@ pub(crate) fn respond(double: &Double, req: &ApiRequest) -> ApiResponse {
     if let Some(denied) = rbac::authorize(&cluster, &user, &attrs) {
         return denied;
     }
-    match (attrs.group, attrs.resource.as_str()) {
+    let listing = attrs.verb == "list";
+    if listing && let Some(fault) = list_faults::before(&mut cluster, req) {
+        return fault;
+    }
+    let answer = match (attrs.group, attrs.resource.as_str()) {
         ("", "secrets") => secrets::handle(&mut cluster, req, &attrs),
         ("", "configmaps") => configmaps::handle(&mut cluster, req, &attrs),
         ("", "pods") => pods::handle(&mut cluster, req, &attrs),
@@ -61,7 +66,11 @@ pub(crate) fn respond(double: &Double, req: &ApiRequest) -> ApiResponse {
             tokenreview::create(double, &cluster, req)
         }
         _ => status::method_not_allowed(),
+    };
+    if listing && answer.status == 200 {
+        list_faults::after(&mut cluster);
     }
+    answer
 }
 
 /// Paths served to anyone: version, health and OIDC discovery.

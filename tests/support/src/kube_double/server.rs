@@ -113,7 +113,11 @@ async fn serve(double: &Double, req: Request<Incoming>) -> Response<Full<Bytes>>
         }
         Err(_) => ApiResponse::text(413, "request entity too large\n"),
     };
-    Response::builder()
+    let mut response = Response::builder();
+    if let Some(secs) = answer.retry_after {
+        response = response.header("retry-after", secs.to_string());
+    }
+    response
         .status(answer.status)
         .header("content-type", answer.content_type)
         .header("cache-control", "no-cache, private")

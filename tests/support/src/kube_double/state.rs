@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::clock;
 use super::ids;
+use super::list_faults::ListFaults;
 use super::rule::Rule;
 use super::signing::Signer;
 
@@ -61,6 +62,8 @@ pub(crate) struct Cluster {
     pub grants: Vec<Grant>,
     /// `"VERB PATH"` of every API request served.
     pub log: Vec<String>,
+    /// Expired continue tokens and throttled lists, when a test asks for them.
+    pub list_faults: ListFaults,
 }
 
 impl Cluster {
@@ -74,6 +77,7 @@ impl Cluster {
             service_accounts: Objects::new(),
             grants: Vec::new(),
             log: Vec::new(),
+            list_faults: ListFaults::default(),
         };
         for ns in ["default", "kube-system", "kube-public"] {
             cluster.ensure_namespace(ns);

@@ -1,0 +1,93 @@
+//! Faults of the list verb that a real API server produces under load or after an
+//! etcd compaction, switched on by tests: continue tokens that have expired (410
+//! `Expired`) and API Priority and Fairness throttling (429 with `Retry-After`).
+
+use serde_json::json;
+
+use super::http::{ApiRequest, ApiResponse};
+use super::listing;
+use super::state::Cluster;
+
+/// The API server's message for a continue token older than the last compaction.
+pub const EXPIRED_MESSAGE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+#[derive(Default)]
+pub(crate) struct ListFaults {
+    /// List requests answered with a page (200) so far, any kind.
+    pub answered: u64,
+    /// Continue tokens made at a resourceVersion below this one are expired.
+    pub compacted_below: u64,
+    /// Compact once `answered` reaches this.
+    pub compact_at: Option<u64>,
+    /// This many list requests are answered 429, once `answered` reaches `throttle_from`.
+    pub throttled: u64,
+    pub throttle_from: u64,
+    pub retry_after_secs: u32,
+    /// List requests answered 410 or 429 by the knobs above.
+    pub refused: u64,
+}
+
+/// Everything before now is compacted away: every continue token issued so far expires.
+pub(crate) fn compact(cluster: &mut Cluster) {
+    let rv: u64 = cluster.next_resource_version().parse().unwrap_or(0);
+    cluster.list_faults.compacted_below = rv;
+}
+
+/// The fault answer to a list request, if a knob says there is one.
+pub(crate) fn before(cluster: &mut Cluster, req: &ApiRequest) -> Option<ApiResponse> {
+    if cluster.list_faults.throttled > 0
+        && cluster.list_faults.answered >= cluster.list_faults.throttle_from
+    {
+        cluster.list_faults.throttled -= 1;
+        cluster.list_faults.refused += 1;
+        let secs = cluster.list_faults.retry_after_secs;
+        let mut answer = ApiResponse::json(
+            429,
+            &json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "Too many requests, please try again later.",
+                "reason": "TooManyRequests",
+                "details": { "retryAfterSeconds": secs },
+                "code": 429,
+            }),
+        );
+        answer.retry_after = Some(secs);
+        return Some(answer);
+    }
+    let token = req.query("continue").filter(|c| !c.is_empty())?;
+    let (rv, key) = listing::decode_continue(token)?;
+    if rv >= cluster.list_faults.compacted_below {
+        return None;
+    }
+    cluster.list_faults.refused += 1;
+    // As the API server does, offer a token that goes on from there, inconsistently.
+    let fresh: u64 = cluster.current_resource_version().parse().unwrap_or(0);
+    Some(ApiResponse::json(
+        410,
+        &json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": { "continue": listing::encode_continue(fresh, &key) },
+            "status": "Failure",
+            "message": EXPIRED_MESSAGE,
+            "reason": "Expired",
+            "code": 410,
+        }),
+    ))
+}
+
+/// Count an answered list; compact if a knob said so.
+pub(crate) fn after(cluster: &mut Cluster) {
+    cluster.list_faults.answered += 1;
+    if cluster
+        .list_faults
+        .compact_at
+        .is_some_and(|at| cluster.list_faults.answered >= at)
+    {
+        cluster.list_faults.compact_at = None;
+        compact(cluster);
+    }
+}
