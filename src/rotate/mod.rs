@@ -125,6 +125,8 @@ impl Rotator {
         let start = Instant::now();
         let mut report = Rotator::report(&self.plan);
         let result = self.steps(&mut report).await;
+        // Writes finish in any order: the report names the failures in a stable one.
+        report.failures.sort();
         report.rewrap_requests = self.shared.rewraps.load(Ordering::Relaxed);
         report.vault_requests = self.shared.vault.requests();
         report.kube_requests = self.shared.secrets.requests();
