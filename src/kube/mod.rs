@@ -5,6 +5,7 @@
 mod config;
 mod configmaps;
 mod error;
+mod page;
 mod pods;
 mod secrets;
 

@@ -5,19 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kube::api::{Api, ListParams};
-
 use super::error::KubeError;
+use super::page::{Page, list_page};
 
 pub use k8s_openapi::api::core::v1::Pod;
 
 /// One page of a pod list.
-#[derive(Debug, Default)]
-pub struct PodPage {
-    pub items: Vec<Pod>,
-    /// The `continue` token for the next page; `None` on the last one.
-    pub next: Option<String>,
-}
+pub type PodPage = Page<Pod>;
 
 /// Pods through one client.
 #[derive(Clone)]
@@ -49,28 +43,6 @@ impl Pods {
         continue_token: Option<&str>,
     ) -> Result<PodPage, KubeError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let (api, scope): (Api<Pod>, String) = match namespace {
-            Some(ns) => (
-                Api::namespaced(self.client.clone(), ns),
-                format!("pods in {ns}"),
-            ),
-            None => (
-                Api::all(self.client.clone()),
-                "pods in all namespaces".to_string(),
-            ),
-        };
-        let mut params = ListParams::default().limit(limit);
-        if let Some(token) = continue_token {
-            params = params.continue_token(token);
-        }
-        let list = api
-            .list(&params)
-            .await
-            .map_err(|e| KubeError::from_kube(&scope, e))?;
-        let next = list.metadata.continue_.filter(|t| !t.is_empty());
-        Ok(PodPage {
-            items: list.items,
-            next,
-        })
+        list_page(&self.client, "pods", namespace, None, limit, continue_token).await
     }
 }

@@ -4,21 +4,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 use super::Secret;
 use super::error::KubeError;
+use super::page::{Page, list_page};
 
 /// Secrets a list request asks for at once.
 pub const LIST_PAGE: u32 = 500;
 
 /// One page of a Secret list.
-#[derive(Debug, Default)]
-pub struct SecretPage {
-    pub items: Vec<Secret>,
-    /// The `continue` token for the next page; `None` on the last one.
-    pub next: Option<String>,
-}
+pub type SecretPage = Page<Secret>;
 
 /// Secrets through one client.
 #[derive(Clone)]
@@ -94,28 +90,16 @@ impl Secrets {
         continue_token: Option<&str>,
     ) -> Result<SecretPage, KubeError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let (api, scope): (Api<Secret>, String) = match namespace {
-            Some(ns) => (
-                Api::namespaced(self.client.clone(), ns),
-                format!("secrets in {ns}"),
-            ),
-            None => (
-                Api::all(self.client.clone()),
-                "secrets in all namespaces".to_string(),
-            ),
-        };
-        let mut params = ListParams::default().labels(selector).limit(limit);
-        if let Some(token) = continue_token {
-            params = params.continue_token(token);
-        }
-        let list = api
-            .list(&params)
-            .await
-            .map_err(|e| KubeError::from_kube(&format!("{scope} ({selector})"), e))?;
-        Ok(SecretPage {
-            items: list.items,
-            next: list.metadata.continue_.filter(|t| !t.is_empty()),
-        })
+        let selector = Some(selector).filter(|s| !s.is_empty());
+        list_page(
+            &self.client,
+            "secrets",
+            namespace,
+            selector,
+            limit,
+            continue_token,
+        )
+        .await
     }
 
     /// Create a Secret; an existing one is [`KubeError::AlreadyExists`].
