@@ -114,8 +114,8 @@ pub const DEFAULT_IMAGE: &str = concat!(
     "ghcr.io/secret-zero/secret-zero:",
     env!("CARGO_PKG_VERSION")
 );
-/// `audit --page-size`: pods per list request, kubectl's own chunk size.
-pub const DEFAULT_AUDIT_PAGE_SIZE: u32 = 500;
+/// `audit --page-size`: pods per list request, the same page as rotate's.
+pub const DEFAULT_AUDIT_PAGE_SIZE: u32 = DEFAULT_PAGE_SIZE;
 /// `webhook --listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 /// `webhook --metrics-listen`: plain HTTP, `GET /metrics`; `off` serves none.

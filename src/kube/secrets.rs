@@ -11,7 +11,7 @@ use super::error::KubeError;
 use super::page::{Page, list_page};
 
 /// Secrets a list request asks for at once.
-pub const LIST_PAGE: u32 = 500;
+pub const LIST_PAGE: u32 = crate::env::DEFAULT_PAGE_SIZE;
 
 /// One page of a Secret list.
 pub type SecretPage = Page<Secret>;
