@@ -37,7 +37,7 @@ NAMESPACE = "bench"
 
 
 class Bed:
-    def __init__(self, work):
+    def __init__(self, work, key=KEY, derived=True):
         self.work = work
         self.double, info = start_double(work)
         self.kubeconfig = info["kubeconfig"]
@@ -49,7 +49,7 @@ class Bed:
 
         self.bao, self.addr, self.root = start_bao(work)
         self.vault("POST", "sys/mounts/transit", {"type": "transit"})
-        self.vault("POST", f"transit/keys/{KEY}", {"derived": True})
+        self.vault("POST", f"transit/keys/{key}", {"derived": True} if derived else {})
         with open(os.path.join(ROOT, "manifests", "vault", "rotator.hcl")) as f:
             self.vault("POST", "sys/policies/acl/rotator", {"policy": f.read()})
         token = self.vault("POST", "auth/token/create",

@@ -37,26 +37,10 @@ GOAL_MIB = 64
 
 
 class Bed(SmallBed):
+    """rotate.py's bed with a plain key: 100,000 Secrets share one unbound ciphertext."""
+
     def __init__(self, work):
-        self.work = work
-        self.double, info = start_double(work)
-        self.kubeconfig = info["kubeconfig"]
-        self.admin = info["admin_token"]
-        url = info["url"].removeprefix("https://")
-        self.kube_host, self.kube_port = url.rsplit(":", 1)
-        import ssl
-        self.tls = ssl.create_default_context(cafile=info["ca_file"])
-        self.kube = None
-        self.bao, self.addr, self.root = start_bao(work)
-        self.vault("POST", "sys/mounts/transit", {"type": "transit"})
-        self.vault("POST", f"transit/keys/{KEY}", {})
-        with open(os.path.join(ROOT, "manifests", "vault", "rotator.hcl")) as f:
-            self.vault("POST", "sys/policies/acl/rotator", {"policy": f.read()})
-        token = self.vault("POST", "auth/token/create",
-                           {"policies": ["rotator"], "no_default_policy": True, "ttl": "1h"})
-        self.token_file = os.path.join(work, "rotator-token")
-        with open(self.token_file, "w") as f:
-            f.write(token["auth"]["client_token"])
+        super().__init__(work, key=KEY, derived=False)
 
     def seed_bulk(self, count):
         doc = json.dumps({"db_password": os.urandom(12).hex(), "port": 5432}).encode()
