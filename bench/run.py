@@ -31,8 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import startup  # noqa: E402  (the socket client and the jwt pairing)
-from common import (PROFILES, ROOT, bao_binary, binary, peak_rss, percentile, run_bao_agent,  # noqa: E402
-                    start_bao, start_double, stop, summary, vault_call)
+from common import (AGENT_TOKEN_USES, PROFILES, ROOT, SZ_TOKEN_USES, bao_binary, binary,  # noqa: E402
+                    peak_rss, percentile, run_bao_agent, start_bao, start_double, stop, summary,
+                    vault_call)
 
 VENV = os.path.join(HERE, ".venv")
 OLD_TOOL = "dekeyrej-secretmanager==1.1.6"
@@ -161,14 +162,23 @@ path "transit/keys/legacy/rotate" { capabilities = ["update"] }
             v("POST", f"auth/kubernetes/role/{role}", {
                 "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["shop"],
                 "token_policies": [policy], "token_ttl": "60s"})
+        # Each agent on the role it is deployed with: secret-zero's tokens have exactly the
+        # one use it needs (Vault destroys them on the decrypt: no revoke request);
+        # OpenBao Agent needs two (it looks its token up after the login: with one use it
+        # never renders), the least it works with.
+        for role, uses in (("legacy-one-use", SZ_TOKEN_USES), ("legacy-agent", AGENT_TOKEN_USES)):
+            v("POST", f"auth/kubernetes/role/{role}", {
+                "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["shop"],
+                "token_policies": ["legacy-read"], "token_ttl": "10s", "token_num_uses": uses})
         # jwt auth for the fleet
         v("POST", "sys/auth/jwt", {"type": "jwt"})
         v("POST", "auth/jwt/config",
           {"jwt_validation_pubkeys": [info["signing_public_key_pem"]], "bound_issuer": info["issuer"]})
-        v("POST", "auth/jwt/role/shop-app", {
-            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
-            "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
-            "token_ttl": "10s", "token_num_uses": 3})
+        for role, uses in (("shop-app", SZ_TOKEN_USES), ("shop-app-agent", AGENT_TOKEN_USES)):
+            v("POST", f"auth/jwt/role/{role}", {
+                "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+                "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
+                "token_ttl": "10s", "token_num_uses": uses})
         # the start document, in the old tool's layout
         self.document = json.dumps(DOC).encode()
         self.ciphertext = v("POST", "transit/encrypt/legacy", {
@@ -232,7 +242,7 @@ def start_secret_zero(bed, work, exe):
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         ["/usr/bin/time", "-f", "%M", "-o", rss_file, exe, "serve",
-         "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy",
+         "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy-one-use",
          "--token-file", bed.token_file, "--kubeconfig", bed.kubeconfig,
          "--secret", "shop/app-legacy#secrets.json", "--transit-key", "legacy", "--binding", "none",
          "--socket", sock, "--log-level", "warn", "--exit-after-delivery"],
@@ -255,7 +265,7 @@ def start_bao_agent(bed, work):
     method = f'''  method "kubernetes" {{
     mount_path = "auth/kubernetes"
     config = {{
-      role = "legacy"
+      role = "legacy-agent"
       token_path = "{bed.token_file}"
     }}
   }}'''
@@ -418,7 +428,7 @@ def bench_delivery(bed, work, exe, count):
     bed.fresh_token()
     sock = os.path.join(work, "deliver.sock")
     proc = subprocess.Popen(
-        [exe, "serve", "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy",
+        [exe, "serve", "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy-one-use",
          "--token-file", bed.token_file, "--kubeconfig", bed.kubeconfig,
          "--secret", "shop/app-legacy#secrets.json", "--transit-key", "legacy", "--binding", "none",
          "--socket", sock, "--log-level", "warn", "--max-deliveries", str(count)],
