@@ -873,8 +873,8 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
         w(f"| rotate cost linear in N | per-Secret cost ×{lin:.2f} from N={ns[-2]} to N={ns[-1]} | "
           f"{met(lin <= 1.5)} (at most linear) |")
     w("")
-    w("Notes on what is not met, with the measurement that shows why: see the closing note in "
-      "[docs/bench.md](docs/bench.md).")
+    w("Notes on what is not met, with the measurement that shows why: see "
+      "[Reading the targets](docs/benchmarks.md#reading-the-targets) in docs/benchmarks.md.")
     w("")
     return "\n".join(L)
 
