@@ -16,13 +16,12 @@
 
 use std::fmt::Write as _;
 
-use k8s_openapi::api::core::v1::Container;
 use serde::Serialize;
 
 use crate::failure::Hinted;
 use crate::fault::Fault;
 use crate::inject::{INJECT, STATUS, STATUS_INJECTED};
-use crate::kube::{KubeError, Pod, Pods};
+use crate::kube::{Container, KubeError, Pod, Pods};
 use crate::retry::{Backoff, retry};
 
 use crate::inject::{AGENT_CONTAINER, IMAGE_ANNOTATION};
@@ -449,8 +448,13 @@ mod tests {
         })
     }
 
+    /// What the injection itself makes of `object`, as a pod.
+    fn injected(object: Value, legacy: bool) -> Pod {
+        pod(injected_value(object, legacy))
+    }
+
     /// What the injection itself makes of `object`.
-    fn injected(mut object: Value, legacy: bool) -> Pod {
+    fn injected_value(mut object: Value, legacy: bool) -> Value {
         let options = crate::inject::Options {
             legacy_sidecar: legacy,
             image: IMAGE.to_string(),
@@ -458,7 +462,7 @@ mod tests {
         };
         let report = crate::inject::inject_object(&mut object, &options, "test").expect("inject");
         assert!(report.changed());
-        pod(object)
+        object
     }
 
     /// `None`: not ours; `Some(None)`: fine; `Some(Some(stray))`.
@@ -539,7 +543,7 @@ mod tests {
     #[test]
     fn half_injected_pods_have_no_agent() {
         // The status annotation, but the container taken out.
-        let mut gone = serde_json::to_value(injected(annotated("gone"), false)).unwrap();
+        let mut gone = injected_value(annotated("gone"), false);
         gone["spec"]["initContainers"] = json!([]);
         let stray = verdict(&pod(gone)).unwrap().unwrap();
         assert_eq!(stray.problem, Problem::NoAgent);
@@ -555,7 +559,7 @@ mod tests {
         assert_eq!(stray.problem, Problem::NoAgent);
 
         // An init container that is no sidecar.
-        let mut plain = serde_json::to_value(injected(annotated("plain-init"), false)).unwrap();
+        let mut plain = injected_value(annotated("plain-init"), false);
         plain["spec"]["initContainers"][0]
             .as_object_mut()
             .unwrap()

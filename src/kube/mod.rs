@@ -12,7 +12,7 @@ mod secrets;
 pub use config::{ClusterSource, connect};
 pub use configmaps::ConfigMaps;
 pub use error::KubeError;
-pub use pods::{Pod, Pods};
+pub use pods::{Container, Pod, Pods};
 pub use secrets::Secrets;
 
 pub use k8s_openapi::api::core::v1::Secret;
