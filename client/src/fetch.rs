@@ -238,6 +238,37 @@ pub fn fetch_blocking(socket: &SocketSpec, format: FetchFormat) -> Result<Docume
     document(socket, answer)
 }
 
+/// Fetch one top-level value of the JSON document (`GET /v1/secret?key=NAME`): a string
+/// unquoted and unescaped (`text/plain`), anything else as its JSON text
+/// (`application/json`). The agent checks the key before it commits the delivery, so a
+/// key the document lacks is an error ([`ClientError::Http`] 422, exit code `INPUT`)
+/// that consumes nothing.
+#[cfg(feature = "tokio")]
+pub async fn fetch_key(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
+    let answer = exchange_async(socket, &key_path(name)).await?;
+    document(socket, answer)
+}
+
+/// `fetch_key` without a runtime.
+pub fn fetch_key_blocking(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
+    let answer = exchange_blocking(socket, &key_path(name))?;
+    document(socket, answer)
+}
+
+/// `/v1/secret?key=NAME`, the name percent-encoded (everything but unreserved
+/// characters), so any key name travels intact.
+fn key_path(name: &str) -> String {
+    let mut path = String::from("/v1/secret?key=");
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
 /// The agent's status; never consumes a delivery.
 #[cfg(feature = "tokio")]
 pub async fn status(socket: &SocketSpec) -> Result<AgentStatus, ClientError> {
@@ -382,22 +413,21 @@ async fn exchange_async(socket: &SocketSpec, path: &str) -> Result<Answer, Clien
             }
         }
         .map_err(|e| connect_error(socket, e))?;
-        stream
-            .write_all(&request(path))
-            .await
-            .map_err(|e| io_error(socket, e))?;
+        // A refused peer is answered before its request is read: if the agent has
+        // already closed, the write fails and the answer is still there to read.
+        let sent = stream.write_all(&request(path)).await;
         let mut reader = AnswerReader::new(socket);
         let mut chunk = Zeroizing::new([0u8; 16 * 1024]);
         loop {
-            let n = stream
-                .read(&mut chunk[..])
-                .await
-                .map_err(|e| io_error(socket, e))?;
+            let n = match stream.read(&mut chunk[..]).await {
+                Ok(n) => n,
+                Err(e) => return Err(io_error(socket, sent.err().unwrap_or(e))),
+            };
             if reader.feed(&chunk[..n])? {
                 break;
             }
         }
-        reader.finish()
+        answer_or_send_error(socket, reader, sent)
     };
     match tokio::time::timeout(TIMEOUT, work).await {
         Ok(result) => result,
@@ -421,22 +451,35 @@ fn exchange_blocking(socket: &SocketSpec, path: &str) -> Result<Answer, ClientEr
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| io_error(socket, e))?;
-    stream
-        .write_all(&request(path))
-        .map_err(|e| io_error(socket, e))?;
+    // As in `exchange_async`: an answer sent before the request was read still counts.
+    let sent = stream.write_all(&request(path));
     let mut reader = AnswerReader::new(socket);
     let mut chunk = Zeroizing::new([0u8; 16 * 1024]);
     loop {
         let n = match stream.read(&mut chunk[..]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(socket, e)),
+            Err(e) => return Err(io_error(socket, sent.err().unwrap_or(e))),
         };
         if reader.feed(&chunk[..n])? {
             break;
         }
     }
-    reader.finish()
+    answer_or_send_error(socket, reader, sent)
+}
+
+/// The answer read, or — when there is none and the request could not be sent — the
+/// send's error.
+fn answer_or_send_error(
+    socket: &SocketSpec,
+    reader: AnswerReader,
+    sent: std::io::Result<()>,
+) -> Result<Answer, ClientError> {
+    match (reader.finish(), sent) {
+        (Ok(answer), _) => Ok(answer),
+        (Err(_), Err(e)) => Err(io_error(socket, e)),
+        (Err(e), Ok(())) => Err(e),
+    }
 }
 
 /// A parsed answer; the body is wiped on drop.
