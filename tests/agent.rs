@@ -1151,10 +1151,13 @@ async fn a_key_query_answers_one_value_and_a_missing_key_consumes_nothing() {
     // A value that is not a string is its JSON text; odd key names travel intact.
     let doc = br#"{"port":5432,"a b+c/d?e&f=g":{"x":[1]}}"#;
     let agent = start_counting_with(dir.path(), 2, doc);
-    let value = client::fetch_key(&agent.socket, "port").await.unwrap();
+    let value = get(&agent.socket, "/v1/secret?key=port").await;
+    assert_eq!((value.status, &value.body[..]), (200, &b"5432"[..]));
+    assert_eq!(value.header("content-type"), "application/json");
     assert_eq!(
-        (value.bytes(), value.content_type()),
-        (&b"5432"[..], "application/json")
+        value.header("x-secret-zero-answer"),
+        "key",
+        "picked by the agent"
     );
     let value = client::fetch_key(&agent.socket, "a b+c/d?e&f=g")
         .await
@@ -1381,6 +1384,78 @@ async fn leaving_before_the_answer_consumes_nothing_and_after_it_counts() {
             .contains("1 of 1 made"),
         "{}",
         gone.json()
+    );
+    agent.stop().await;
+}
+
+/// Refused peers cost nothing that lasts: 200 connections of another uid that never
+/// send a byte are each answered 403 the moment they are accepted (their requests are
+/// never read) and closed by the agent within its 1 s linger (5 s is the bound checked
+/// here); the delivery is untouched and the owner is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_peers_are_answered_at_accept_and_closed_without_being_read() {
+    require_root("the refused-peer test runs python3 as uid 65534");
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: install it with `apt-get install -y python3`",
+        python.display()
+    );
+    let dir = SharedDir::new();
+    let agent = start_ready(
+        AgentConfig {
+            socket_mode: 0o666,
+            ..config(path_socket(dir.path()))
+        },
+        DOC,
+    );
+    let script = r#"
+import socket, sys, time
+conns = []
+for _ in range(200):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    conns.append(s)
+start = time.monotonic()
+answered = 0
+for s in conns:
+    s.settimeout(max(0.1, 5 - (time.monotonic() - start)))
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        print("a connection still open after 5 s")
+        sys.exit(1)
+    if data.startswith(b"HTTP/1.1 403 ") and b"uid 65534" in data:
+        answered += 1
+print(answered)
+"#;
+    let run = Cmd::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(socket_path(&agent.socket))
+        .as_uid(NOBODY, &dir)
+        .run_async()
+        .await;
+    assert!(
+        run.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.bytes),
+        run.stderr
+    );
+    assert_eq!(String::from_utf8_lossy(&run.bytes).trim(), "200");
+    let status = client::status(&agent.socket).await.unwrap();
+    assert_eq!(
+        (status.state, status.deliveries_left),
+        (AgentState::Ready, 1)
+    );
+    assert_eq!(
+        client::fetch_json(&agent.socket).await.unwrap().bytes(),
+        DOC
     );
     agent.stop().await;
 }

@@ -246,13 +246,45 @@ pub fn fetch_blocking(socket: &SocketSpec, format: FetchFormat) -> Result<Docume
 #[cfg(feature = "tokio")]
 pub async fn fetch_key(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
     let answer = exchange_async(socket, &key_path(name)).await?;
-    document(socket, answer)
+    key_document(socket, answer, name)
 }
 
 /// `fetch_key` without a runtime.
 pub fn fetch_key_blocking(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
     let answer = exchange_blocking(socket, &key_path(name))?;
-    document(socket, answer)
+    key_document(socket, answer, name)
+}
+
+/// The header with which the agent marks an answer that is one key's value (`key`).
+pub const KEY_ANSWER_HEADER: &str = "x-secret-zero-answer";
+
+/// The value the agent picked out; or, from an agent older than `?key=` (which ignores
+/// the query and sends the whole document, the delivery spent either way), the value
+/// picked out here, as before.
+fn key_document(socket: &SocketSpec, answer: Answer, name: &str) -> Result<Document, ClientError> {
+    let picked = answer.key_answer;
+    let document = document(socket, answer)?;
+    if picked {
+        return Ok(document);
+    }
+    let value = format::key_value_typed(document.bytes(), name).map_err(|e| ClientError::Http {
+        socket: socket.to_string(),
+        status: 422,
+        message: format!(
+            "{e} (the agent predates ?key= and sent the whole document, so this delivery is \
+             used up) (hint: {})",
+            e.hint()
+        ),
+    })?;
+    Ok(Document {
+        socket: document.socket.clone(),
+        content_type: if value.is_string {
+            "text/plain; charset=utf-8".into()
+        } else {
+            "application/json".into()
+        },
+        bytes: value.value,
+    })
 }
 
 /// `/v1/secret?key=NAME`, the name percent-encoded (everything but unreserved
@@ -486,6 +518,8 @@ fn answer_or_send_error(
 struct Answer {
     status: u16,
     content_type: String,
+    /// The agent said the body is one key's value ([`KEY_ANSWER_HEADER`]).
+    key_answer: bool,
     body: PlaintextBuf,
 }
 
@@ -500,6 +534,7 @@ struct AnswerReader {
 struct Head {
     status: u16,
     content_type: String,
+    key_answer: bool,
     length: Option<usize>,
     /// Bytes of head at the front of `buf`.
     size: usize,
@@ -563,6 +598,7 @@ impl AnswerReader {
         };
         let status = response.code.unwrap_or(0);
         let mut content_type = String::new();
+        let mut key_answer = false;
         let mut length = None;
         for h in response.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -574,6 +610,8 @@ impl AnswerReader {
                 }
             } else if h.name.eq_ignore_ascii_case("content-type") {
                 content_type = String::from_utf8_lossy(h.value).into_owned();
+            } else if h.name.eq_ignore_ascii_case(KEY_ANSWER_HEADER) {
+                key_answer = h.value == b"key";
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(self.bad("chunked answers are not supported"));
             }
@@ -586,6 +624,7 @@ impl AnswerReader {
         self.head = Some(Head {
             status,
             content_type,
+            key_answer,
             length,
             size,
         });
@@ -615,6 +654,7 @@ impl AnswerReader {
         Ok(Answer {
             status: head.status,
             content_type: head.content_type,
+            key_answer: head.key_answer,
             body: self.buf,
         })
     }
@@ -827,6 +867,35 @@ mod tests {
         );
         assert_eq!(not_ready.exit_code(), exit::AGENT_UNREACHABLE);
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_key_is_asked_of_the_agent_and_picked_here_from_an_older_one() {
+        let picked = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                      X-Secret-Zero-Answer: key\r\nContent-Length: 6\r\n\r\ns3cr3t"
+            .as_bytes()
+            .to_vec();
+        let whole = r#"{"db password":"s3cr3t","port":5432}"#;
+        let (socket, server) = fake_agent(vec![
+            picked,
+            answer("200 OK", "application/json", whole),
+            answer("200 OK", "application/json", whole),
+        ]);
+        let value = fetch_key_blocking(&socket, "db password").unwrap();
+        assert_eq!(value.bytes(), b"s3cr3t");
+        let value = fetch_key_blocking(&socket, "port").unwrap();
+        assert_eq!(
+            (value.bytes(), value.content_type()),
+            (&b"5432"[..], "application/json"),
+            "an older agent's whole document: the value is picked here"
+        );
+        let missing = fetch_key_blocking(&socket, "nope").unwrap_err();
+        assert_eq!(missing.exit_code(), exit::INPUT);
+        assert!(missing.to_string().contains("\"nope\""), "{missing}");
+        assert!(!missing.to_string().contains("s3cr3t"), "{missing}");
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("GET /v1/secret?key=db%20password HTTP/1.1\r\n"));
+        assert!(requests[1].starts_with("GET /v1/secret?key=port HTTP/1.1\r\n"));
     }
 
     #[test]

@@ -32,8 +32,8 @@ mod socket;
 mod status;
 
 pub use fetch::{
-    ClientError, Document, TIMEOUT, fetch_blocking, fetch_json_blocking, fetch_key_blocking,
-    status_blocking,
+    ClientError, Document, KEY_ANSWER_HEADER, TIMEOUT, fetch_blocking, fetch_json_blocking,
+    fetch_key_blocking, status_blocking,
 };
 #[cfg(feature = "tokio")]
 pub use fetch::{fetch, fetch_json, fetch_key, status};

@@ -371,7 +371,15 @@ async fn secret(conn: &Connection, query_text: Option<&str>) -> SocketReply {
         }
     };
     *conn.pending() = Some(Pending { slot, copy: held });
-    respond(StatusCode::OK, content_type, body)
+    let mut answer = respond(StatusCode::OK, content_type, body);
+    if asked.key.is_some() {
+        // Tells the client the value was picked here (an older agent sends the document).
+        answer.headers_mut().insert(
+            secret_zero_client::KEY_ANSWER_HEADER,
+            header::HeaderValue::from_static("key"),
+        );
+    }
+    answer
 }
 
 /// A `Plaintext` as a response body: wiped when hyper drops the last reference.
