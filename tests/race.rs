@@ -369,7 +369,8 @@ fn idle_and_slow_clients_beyond_the_open_file_limit_do_not_keep_the_application_
         cpu < CPU_BOUND * window,
         "the agent used {cpu:.2} s of CPU in {window:.1} s of flood"
     );
-    assert!(files < 256, "{files} descriptors open");
+    // At most the connection cap (128) and the 48 kept free, whatever the flood.
+    assert!(files <= 128 + 48, "{files} descriptors open");
     let gone = agent::get(&socket, &[]);
     assert_eq!(gone.code, 11, "{}", gone.stderr);
     eprintln!(
