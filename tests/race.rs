@@ -431,3 +431,42 @@ fn accept_failing_at_the_open_file_limit_backs_off_logs_once_and_still_delivers(
     );
     eprintln!("at the limit: delivery after {waited:?}, agent CPU {cpu:.2} s in {window:.1} s");
 }
+
+/// Under a small open-file limit the connection cap is lowered to leave 48 descriptors
+/// free, so connections alone never exhaust it: 150 silent clients against a limit of
+/// 100 never make `accept` fail, and the application is delivered.
+#[test]
+fn the_connection_cap_is_lowered_to_leave_room_under_the_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = doc_with(&sentinel());
+    let file = dir.path().join("doc.json");
+    std::fs::write(&file, &doc).unwrap();
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let mut cmd = Cmd::new(PRLIMIT);
+    cmd.args(["--nofile=100:100", "--"])
+        .arg(bin::secret_zero())
+        .args(["serve", "--socket", &socket])
+        .arg("--plaintext-file")
+        .arg(&file);
+    let mut agent = Agent::start(&cmd, socket.as_str());
+    agent.wait_ready();
+    assert!(
+        agent.log().contains("lowered_to=52"),
+        "128 lowered to 100 - 48:\n{}",
+        agent.log()
+    );
+
+    let flood = Flood::start(&socket, 150, 20, 200, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    let files = open_files(agent.pid());
+    let asked = Instant::now();
+    let got = client::fetch_json_blocking(&SocketSpec::Path(socket.as_str().into()))
+        .unwrap_or_else(|e| panic!("no delivery: {e}\n{}", agent.log()));
+    assert_eq!(json_of(got.bytes()), json_of(&doc));
+    let waited = asked.elapsed();
+    assert!(waited < DELIVERY_BOUND, "took {waited:?}");
+    drop(flood);
+    assert!(files <= 52 + 20, "{files} descriptors open");
+    assert!(!agent.log().contains("accept failed"), "{}", agent.log());
+    eprintln!("lowered cap: delivery after {waited:?}, {files} descriptors open");
+}

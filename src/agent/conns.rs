@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::http::Connection;
@@ -60,6 +61,7 @@ struct Entry {
     id: u64,
     stage: Arc<Stage>,
     abort: Option<AbortHandle>,
+    closed: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -75,11 +77,12 @@ pub(crate) struct Registry {
     open: Mutex<Open>,
 }
 
-/// A place in the [`Registry`]; dropping it frees the place.
+/// A place in the [`Registry`]; dropping it frees the place and says so.
 pub(crate) struct Ticket {
     registry: Arc<Registry>,
     id: u64,
     stage: Arc<Stage>,
+    closed: Arc<Notify>,
 }
 
 impl Ticket {
@@ -95,6 +98,18 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.registry.lock().entries.retain(|e| e.id != self.id);
+        self.closed.notify_one();
+    }
+}
+
+/// A connection closed to make room: [`Closing::wait`] returns once its task has let go
+/// of its descriptor (or after a short while), so the accept loop does not outrun the
+/// closing and pile up descriptors.
+pub(crate) struct Closing(Arc<Notify>);
+
+impl Closing {
+    pub(crate) async fn wait(self) {
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.0.notified()).await;
     }
 }
 
@@ -115,27 +130,39 @@ impl Registry {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place for a new connection, making room if the registry is full.
-    pub(crate) fn admit(self: &Arc<Self>) -> Result<Ticket, Full> {
+    /// A place for a new connection, making room if the registry is full (then the
+    /// connection closed for it comes along, to be waited for).
+    pub(crate) fn admit(self: &Arc<Self>) -> Result<(Ticket, Option<Closing>), Full> {
         let mut open = self.lock();
-        if open.entries.len() >= self.cap && !evict_oldest(&mut open) {
-            return Err(Full {
-                open: open.entries.len(),
-            });
-        }
+        let closing = if open.entries.len() >= self.cap {
+            match evict_oldest(&mut open) {
+                Some(closing) => Some(closing),
+                None => {
+                    return Err(Full {
+                        open: open.entries.len(),
+                    });
+                }
+            }
+        } else {
+            None
+        };
         open.next_id += 1;
         let id = open.next_id;
         let stage = Arc::new(Stage::new());
+        let closed = Arc::new(Notify::new());
         open.entries.push(Entry {
             id,
             stage: stage.clone(),
             abort: None,
+            closed: closed.clone(),
         });
-        Ok(Ticket {
+        let ticket = Ticket {
             registry: self.clone(),
             id,
             stage,
-        })
+            closed,
+        };
+        Ok((ticket, closing))
     }
 
     /// The task serving `ticket`'s connection, so that it can be closed to make room.
@@ -145,23 +172,20 @@ impl Registry {
         }
     }
 
-    /// Close the oldest connection still waiting for its request head; `false` if
-    /// there is none.
-    pub(crate) fn evict_oldest_idle(&self) -> bool {
+    /// Close the oldest connection still waiting for its request head, if there is one.
+    pub(crate) fn evict_oldest_idle(&self) -> Option<Closing> {
         evict_oldest(&mut self.lock())
     }
 }
 
-fn evict_oldest(open: &mut Open) -> bool {
-    let Some(index) = open.entries.iter().position(|e| e.stage.evict()) else {
-        return false;
-    };
+fn evict_oldest(open: &mut Open) -> Option<Closing> {
+    let index = open.entries.iter().position(|e| e.stage.evict())?;
     let entry = open.entries.remove(index);
     if let Some(abort) = entry.abort {
         abort.abort();
     }
     tracing::debug!("closed the oldest connection still waiting for its request, to make room");
-    true
+    Some(Closing(entry.closed))
 }
 
 /// The connection cap that fits under the open-file limit, keeping
@@ -351,13 +375,15 @@ mod tests {
     #[test]
     fn a_full_registry_closes_the_oldest_waiting_connection_only() {
         let registry = Registry::new(2);
-        let first = registry.admit().ok().unwrap();
-        let second = registry.admit().ok().unwrap();
+        let (first, _) = registry.admit().ok().unwrap();
+        let (second, none) = registry.admit().ok().unwrap();
+        assert!(none.is_none(), "room enough: nothing closed");
         assert!(first.stage().start(), "the first one's request started");
-        let third = registry
+        let (third, closing) = registry
             .admit()
             .ok()
             .expect("room made by closing the second");
+        assert!(closing.is_some());
         assert!(
             !second.stage().start(),
             "the second was closed to make room"

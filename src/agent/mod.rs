@@ -43,9 +43,9 @@ pub use secret_zero_client::{AgentState, AgentStatus, DocFormat, SocketSpec};
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(env::SOCKET_CONNECTION_TIMEOUT_SECS);
 
 /// How long to wait before accepting again after `accept` failed (out of descriptors or
-/// memory): short when a waiting connection was closed to free a descriptor.
+/// memory) and no connection could be closed to free one; when one could, the loop
+/// waits for it to close instead (at most 100 ms).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 
 /// What the socket's connections may cost (docs/socket-limits.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,14 +279,16 @@ impl Agent {
                     break;
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => accepting.take(stream),
+                    Ok((stream, _)) => accepting.take(stream).await,
                     Err(e) => {
                         // Out of descriptors or memory: say so (once a minute), free a
                         // descriptor held by a client that has not spoken, and back off
                         // rather than spin.
                         failures.failed(&socket, &e);
-                        let freed = accepting.registry.evict_oldest_idle();
-                        tokio::time::sleep(if freed { ACCEPT_RETRY } else { ACCEPT_BACKOFF }).await;
+                        match accepting.registry.evict_oldest_idle() {
+                            Some(closing) => closing.wait().await,
+                            None => tokio::time::sleep(ACCEPT_BACKOFF).await,
+                        }
                     }
                 },
                 Some(joined) = accepting.tasks.join_next() => {
@@ -352,8 +354,9 @@ struct Accepting {
 impl Accepting {
     /// Decide at accept: a refused peer gets its fixed 403 before anything is read; an
     /// allowed one a place among the open connections (or a fixed 503 when every place
-    /// is answering a request).
-    fn take(&mut self, stream: tokio::net::UnixStream) {
+    /// is answering a request). When a connection was closed to make room, wait until
+    /// its descriptor is free before accepting more, so descriptors never pile up.
+    async fn take(&mut self, stream: tokio::net::UnixStream) {
         let peer = match Peer::of(&stream) {
             Ok(peer) => peer,
             Err(e) => {
@@ -371,16 +374,19 @@ impl Accepting {
             return;
         }
         match self.registry.admit() {
-            Ok(ticket) => {
+            Ok((ticket, closing)) => {
                 let id = ticket.id();
                 let abort = self.tasks.spawn(connection(
+                    ticket,
                     stream,
                     peer,
-                    ticket,
                     self.delivery.clone(),
                     self.limits,
                 ));
                 self.registry.track(id, abort);
+                if let Some(closing) = closing {
+                    closing.wait().await;
+                }
             }
             Err(full) => {
                 tracing::warn!(peer = %peer, open = full.open, "too many connections; answered 503");
@@ -395,11 +401,13 @@ impl Accepting {
 }
 
 /// One connection of an allowed peer: answer its one HTTP/1.1 request and close (every
-/// answer closes: no idle connection keeps buffers).
+/// answer closes: no idle connection keeps buffers). The ticket comes first so that,
+/// when the task is closed to make room, it is dropped after the stream: its notice
+/// means the descriptor is free.
 async fn connection(
+    ticket: conns::Ticket,
     stream: tokio::net::UnixStream,
     peer: Peer,
-    ticket: conns::Ticket,
     delivery: Arc<delivery::Delivery>,
     limits: Limits,
 ) {
