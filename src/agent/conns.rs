@@ -243,17 +243,21 @@ pub(crate) async fn answer_and_close(
 
 /// The connection's stream, watching what hyper writes: once the kernel has taken a
 /// byte after the answer's head (the first `\r\n\r\n`), the body is on its way and the
-/// connection's pending delivery counts. Only head bytes are looked at.
+/// connection's pending delivery counts. Only head bytes are looked at. It holds the
+/// connection's [`Ticket`] too, dropped after the stream (fields drop in order), so the
+/// ticket's notice means the descriptor is closed.
 pub(crate) struct Tracked {
     stream: UnixStream,
+    _ticket: Ticket,
     conn: Arc<Connection>,
     head_end: HeadEnd,
 }
 
 impl Tracked {
-    pub(crate) fn new(stream: UnixStream, conn: Arc<Connection>) -> Tracked {
+    pub(crate) fn new(stream: UnixStream, ticket: Ticket, conn: Arc<Connection>) -> Tracked {
         Tracked {
             stream,
+            _ticket: ticket,
             conn,
             head_end: HeadEnd::default(),
         }

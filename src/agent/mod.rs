@@ -376,13 +376,15 @@ impl Accepting {
         match self.registry.admit() {
             Ok((ticket, closing)) => {
                 let id = ticket.id();
-                let abort = self.tasks.spawn(connection(
-                    ticket,
-                    stream,
+                let ctx = Arc::new(http::Connection::new(
                     peer,
+                    ticket.stage(),
                     self.delivery.clone(),
-                    self.limits,
                 ));
+                let io = conns::Tracked::new(stream, ticket, ctx.clone());
+                let abort =
+                    self.tasks
+                        .spawn(connection(io, ctx, self.delivery.clone(), self.limits));
                 self.registry.track(id, abort);
                 if let Some(closing) = closing {
                     closing.wait().await;
@@ -401,26 +403,17 @@ impl Accepting {
 }
 
 /// One connection of an allowed peer: answer its one HTTP/1.1 request and close (every
-/// answer closes: no idle connection keeps buffers). The ticket comes first so that,
-/// when the task is closed to make room, it is dropped after the stream: its notice
-/// means the descriptor is free.
+/// answer closes: no idle connection keeps buffers).
 async fn connection(
-    ticket: conns::Ticket,
-    stream: tokio::net::UnixStream,
-    peer: Peer,
+    io: conns::Tracked,
+    ctx: Arc<http::Connection>,
     delivery: Arc<delivery::Delivery>,
     limits: Limits,
 ) {
-    let ctx = Arc::new(http::Connection::new(
-        peer,
-        ticket.stage(),
-        delivery.clone(),
-    ));
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |request| http::handle(ctx.clone(), request))
     };
-    let io = conns::Tracked::new(stream, ctx.clone());
     let served = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
         .timer(TokioTimer::new())
@@ -441,5 +434,4 @@ async fn connection(
     };
     ctx.settle(flushed);
     delivery.connection_closed(ctx.deliveries());
-    drop(ticket);
 }
