@@ -35,6 +35,8 @@ pub const SOCKET_MODE: &str = "SECRET_ZERO_SOCKET_MODE";
 pub const ALLOW_UID: &str = "SECRET_ZERO_ALLOW_UID";
 pub const ALLOW_GID: &str = "SECRET_ZERO_ALLOW_GID";
 pub const MAX_DELIVERIES: &str = "SECRET_ZERO_MAX_DELIVERIES";
+pub const MAX_CONNECTIONS: &str = "SECRET_ZERO_MAX_CONNECTIONS";
+pub const HEADER_READ_TIMEOUT: &str = "SECRET_ZERO_HEADER_READ_TIMEOUT";
 pub const EXIT_AFTER_DELIVERY: &str = "SECRET_ZERO_EXIT_AFTER_DELIVERY";
 pub const RETRY_TIMEOUT: &str = "SECRET_ZERO_RETRY_TIMEOUT";
 pub const GET_FORMAT: &str = "SECRET_ZERO_GET_FORMAT";
@@ -99,6 +101,28 @@ pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceacco
 pub const DEFAULT_SOCKET: &str = secret_zero_client::DEFAULT_SOCKET;
 /// `--socket-mode`.
 pub const DEFAULT_SOCKET_MODE: &str = "0600";
+/// `serve --max-connections`: allowed connections open at once on the agent's socket
+/// (docs/socket-limits.md). One application needs one; the rest is room for probes and
+/// retries.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
+/// `serve --header-read-timeout`: how long a connection may take to send its request
+/// head. A client sends its few bytes at once; anything slower is closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "5s";
+/// The largest request head (request line and headers) the socket reads; more is 431.
+pub const SOCKET_MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The most request headers the socket reads; more is 431.
+pub const SOCKET_MAX_HEADERS: usize = 32;
+/// How long one connection may last once its request is read, answer included: room
+/// for a later delivery's fresh login and decrypt (retried for up to `--retry-timeout`).
+pub const SOCKET_CONNECTION_TIMEOUT_SECS: u64 = 120;
+/// Refused peers (`SO_PEERCRED` not allowed) whose fixed 403 answer is still being
+/// drained at once; beyond this a refused peer is closed with no answer.
+pub const SOCKET_MAX_REFUSED_LINGERING: usize = 16;
+/// How long a refused peer's 403 may linger for the peer to read it.
+pub const SOCKET_REFUSED_LINGER_MS: u64 = 1000;
+/// File descriptors kept free of connections (runtime, listener, Vault and Kubernetes
+/// clients, files): `--max-connections` is lowered to fit the open-file limit.
+pub const SOCKET_FD_RESERVE: u64 = 32;
 /// `--retry-timeout` of `serve` and `rotate`.
 pub const DEFAULT_RETRY_TIMEOUT: &str = "30s";
 /// `seal --retry-timeout`: an operator at a terminal waits less.

@@ -90,7 +90,9 @@ pub mod testing {
         pub use crate::kube::{ClusterSource, KubeError, Secret, Secrets, connect};
     }
     pub mod agent {
-        pub use crate::agent::{Agent, AgentConfig, AgentError, PeerPolicy, Source, StatusHandle};
+        pub use crate::agent::{
+            Agent, AgentConfig, AgentError, Limits, PeerPolicy, Source, StatusHandle,
+        };
         pub use crate::fault::Fault;
     }
     pub mod inject {

@@ -16,7 +16,7 @@ use secret_zero::Plaintext;
 use secret_zero::client::{self, ClientError, FetchFormat};
 use secret_zero::client::{AgentState, DocFormat, SocketSpec};
 use secret_zero::testing::agent::{
-    Agent, AgentConfig, AgentError, Fault, PeerPolicy, Source, StatusHandle,
+    Agent, AgentConfig, AgentError, Fault, Limits, PeerPolicy, Source, StatusHandle,
 };
 use secret_zero::testing::error::{Error, Hinted, exit};
 use secret_zero_testbed::cmd::Cmd;
@@ -1068,4 +1068,394 @@ async fn audit_lines_name_the_peer_and_never_the_plaintext() {
     assert_eq!(mine("delivered"), 1, "{log}");
     assert_eq!(mine("refused"), 1, "{log}");
     assert_eq!(mine("gone"), 1, "{log}");
+}
+
+/// Connect to a path socket and send `bytes` (possibly nothing).
+async fn connect_and_send(socket: &SocketSpec, bytes: &[u8]) -> tokio::net::UnixStream {
+    let mut stream = tokio::net::UnixStream::connect(socket_path(socket))
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Read until the agent closes (or `within` passes: then `None`).
+async fn read_until_closed(
+    stream: &mut tokio::net::UnixStream,
+    within: Duration,
+) -> Option<Vec<u8>> {
+    let mut answer = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut answer)).await {
+        Ok(_) => Some(answer),
+        Err(_) => None,
+    }
+}
+
+fn status_of(answer: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"))
+}
+
+/// `?key=NAME` is answered by the agent: a key the document lacks is a 422 naming it
+/// (never a value) and consumes nothing, so the next, correct request still gets its
+/// delivery; the value comes back as text (a string) or JSON (anything else).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_query_answers_one_value_and_a_missing_key_consumes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_ready(config(path_socket(dir.path())), DOC);
+
+    let typo = get(&agent.socket, "/v1/secret?key=db_pasword").await;
+    assert_eq!(typo.status, 422);
+    let body = typo.json();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("\"db_pasword\""), "{body}");
+    assert!(
+        !String::from_utf8_lossy(&typo.body).contains("s3cr3t"),
+        "{body}"
+    );
+    assert!(body["hint"].is_string(), "{body}");
+    match client::fetch_key(&agent.socket, "DB_PASSWORD").await {
+        Err(e @ ClientError::Http { status: 422, .. }) => {
+            assert_eq!(e.exit_code(), exit::INPUT);
+            assert!(e.to_string().contains("DB_PASSWORD"), "{e}");
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    for bad in [
+        "/v1/secret?key=port&format=dotenv",
+        "/v1/secret?key=a&key=b",
+    ] {
+        assert_eq!(get(&agent.socket, bad).await.status, 400, "{bad}");
+    }
+    let status = client::status(&agent.socket).await.unwrap();
+    assert_eq!(
+        (status.state, status.deliveries_left),
+        (AgentState::Ready, 1),
+        "a missing key consumes nothing"
+    );
+
+    let value = client::fetch_key(&agent.socket, "db_password")
+        .await
+        .unwrap();
+    assert_eq!(value.bytes(), b"s3cr3t-agent-sentinel");
+    assert_eq!(value.content_type(), "text/plain; charset=utf-8");
+    assert!(matches!(
+        client::fetch_key(&agent.socket, "port").await,
+        Err(ClientError::Gone { .. })
+    ));
+    agent.stop().await;
+
+    // A value that is not a string is its JSON text; odd key names travel intact.
+    let doc = br#"{"port":5432,"a b+c/d?e&f=g":{"x":[1]}}"#;
+    let agent = start_counting_with(dir.path(), 2, doc);
+    let value = get(&agent.socket, "/v1/secret?key=port").await;
+    assert_eq!((value.status, &value.body[..]), (200, &b"5432"[..]));
+    assert_eq!(value.header("content-type"), "application/json");
+    assert_eq!(
+        value.header("x-secret-zero-answer"),
+        "key",
+        "picked by the agent"
+    );
+    let value = client::fetch_key(&agent.socket, "a b+c/d?e&f=g")
+        .await
+        .unwrap();
+    assert_eq!(value.bytes(), br#"{"x":[1]}"#);
+    agent.stop().await;
+}
+
+/// Start with `max_deliveries`, ready with `doc` and a source that gives `doc` again.
+fn start_counting_with(dir: &Path, max_deliveries: u32, doc: &'static [u8]) -> Running {
+    struct Again(&'static [u8]);
+    impl Source for Again {
+        fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Plaintext, Fault>> + Send + '_>> {
+            Box::pin(async move { Ok(Plaintext::new(self.0.to_vec())) })
+        }
+    }
+    let agent = start(AgentConfig {
+        max_deliveries,
+        ..config(path_socket(dir))
+    });
+    agent
+        .handle
+        .ready(Plaintext::new(doc.to_vec()), Some(Arc::new(Again(doc))));
+    agent
+}
+
+/// Each limit on what a request may be answers its own status, and none consumes:
+/// a head over 8 KiB or with more than 32 headers is 431 (hyper's answer), a body is
+/// 413, and a head that does not arrive within the header-read timeout is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_bodies_and_slow_heads_are_refused_and_consume_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_ready(
+        AgentConfig {
+            limits: Limits {
+                header_read_timeout: Duration::from_secs(1),
+                ..Limits::default()
+            },
+            ..config(path_socket(dir.path()))
+        },
+        DOC,
+    );
+    let big = format!(
+        "GET /v1/secret HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let many: String = (0..40).map(|n| format!("X-{n}: 1\r\n")).collect();
+    let many = format!("GET /v1/secret HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    for (what, request, want) in [
+        ("a 9 KiB head", big.as_str(), 431),
+        ("40 headers", many.as_str(), 431),
+        (
+            "a body",
+            "GET /v1/secret HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            413,
+        ),
+        (
+            "a chunked body",
+            "GET /v1/secret HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            413,
+        ),
+    ] {
+        let mut stream = connect_and_send(&agent.socket, request.as_bytes()).await;
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(status_of(&answer), want, "{what}");
+    }
+
+    // Silent, and slow (a byte at a time, the head never complete): both closed once
+    // the 1 s timeout passes (10 s is the generous bound checked here).
+    let started = std::time::Instant::now();
+    let mut silent = connect_and_send(&agent.socket, b"").await;
+    let mut slow = connect_and_send(&agent.socket, b"G").await;
+    let dripping = tokio::spawn(async move {
+        for byte in b"ET /v1/status HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return slow;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    let closed = read_until_closed(&mut silent, Duration::from_secs(10)).await;
+    assert_eq!(
+        closed.as_deref(),
+        Some(&b""[..]),
+        "a silent client is closed, with no answer"
+    );
+    let mut slow = dripping.await.unwrap();
+    assert!(
+        read_until_closed(&mut slow, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let status = client::status(&agent.socket).await.unwrap();
+    assert_eq!(
+        (status.state, status.deliveries_left),
+        (AgentState::Ready, 1)
+    );
+    assert_eq!(
+        client::fetch_json(&agent.socket).await.unwrap().bytes(),
+        DOC
+    );
+    agent.stop().await;
+}
+
+/// At the connection cap, a newcomer closes the oldest connection that has not sent
+/// its request: silent clients cannot keep the application out. When every open
+/// connection is answering a request, the newcomer gets a 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_silent_clients_make_room_and_busy_ones_get_a_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, held) = tokio::sync::watch::channel(false);
+    let agent = start(AgentConfig {
+        max_deliveries: 4,
+        limits: Limits {
+            max_connections: 4,
+            ..Limits::default()
+        },
+        ..config(path_socket(dir.path()))
+    });
+    agent.handle.deliver_after(held);
+    agent.handle.ready(
+        Plaintext::new(DOC.to_vec()),
+        Some(Arc::new(Counting(Arc::new(AtomicU32::new(0))))),
+    );
+
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(connect_and_send(&agent.socket, b"").await);
+    }
+    // Four requests wait at the gate: every place is busy now.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let socket = agent.socket.clone();
+        waiting.push(tokio::spawn(
+            async move { client::fetch_json(&socket).await },
+        ));
+    }
+    Poll::within(Duration::from_secs(10))
+        .every(Duration::from_millis(20))
+        .eventually_async(
+            || {
+                let left = agent.handle.status().deliveries_left;
+                async move { (left == 0).then_some(()) }
+            },
+            || "four requests did not take their slots".into(),
+        )
+        .await;
+    match client::status(&agent.socket).await {
+        Err(ClientError::NotReady { message, .. }) => {
+            assert!(message.contains("too many connections"), "{message}")
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    // Every silent connection was closed to make room, with no answer.
+    for stream in &mut silent {
+        let closed = read_until_closed(stream, Duration::from_secs(10)).await;
+        assert_eq!(closed.as_deref(), Some(&b""[..]));
+    }
+    gate.send(true).unwrap();
+    for request in waiting {
+        request
+            .await
+            .unwrap()
+            .expect("each waiting request is delivered");
+    }
+    agent.stop().await;
+}
+
+/// A delivery counts once the kernel has taken a byte of its body. A client that
+/// leaves before the answer is written consumes nothing (the start-up copy waits for
+/// the next request); one that leaves after reading part of it has had its delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_before_the_answer_consumes_nothing_and_after_it_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, held) = tokio::sync::watch::channel(false);
+    let agent = start(config(path_socket(dir.path())));
+    agent.handle.deliver_after(held);
+    agent.handle.ready(Plaintext::new(DOC.to_vec()), None);
+
+    let request = b"GET /v1/secret HTTP/1.1\r\nHost: x\r\n\r\n";
+    let leaving = connect_and_send(&agent.socket, request).await;
+    Poll::within(Duration::from_secs(10))
+        .every(Duration::from_millis(20))
+        .eventually_async(
+            || {
+                let left = agent.handle.status().deliveries_left;
+                async move { (left == 0).then_some(()) }
+            },
+            || "the request did not take its slot".into(),
+        )
+        .await;
+    drop(leaving);
+    gate.send(true).unwrap();
+    Poll::within(Duration::from_secs(10))
+        .every(Duration::from_millis(20))
+        .eventually_async(
+            || {
+                let left = agent.handle.status().deliveries_left;
+                async move { (left == 1).then_some(()) }
+            },
+            || "the slot of a client that left was not given back".into(),
+        )
+        .await;
+
+    // This one reads the first byte of the answer, then leaves.
+    let mut reading = connect_and_send(&agent.socket, request).await;
+    let mut first = [0u8; 1];
+    reading.read_exact(&mut first).await.unwrap();
+    drop(reading);
+    let gone = get(&agent.socket, "/v1/secret").await;
+    assert_eq!(
+        gone.status, 410,
+        "a delivery whose bytes reached the client counts"
+    );
+    assert!(
+        gone.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 made"),
+        "{}",
+        gone.json()
+    );
+    agent.stop().await;
+}
+
+/// Refused peers cost nothing that lasts: 200 connections of another uid that never
+/// send a byte are each answered 403 the moment they are accepted (their requests are
+/// never read) and closed by the agent within its 1 s linger (5 s is the bound checked
+/// here); the delivery is untouched and the owner is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_peers_are_answered_at_accept_and_closed_without_being_read() {
+    require_root("the refused-peer test runs python3 as uid 65534");
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: install it with `apt-get install -y python3`",
+        python.display()
+    );
+    let dir = SharedDir::new();
+    let agent = start_ready(
+        AgentConfig {
+            socket_mode: 0o666,
+            ..config(path_socket(dir.path()))
+        },
+        DOC,
+    );
+    let script = r#"
+import socket, sys, time
+conns = []
+for _ in range(200):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    conns.append(s)
+start = time.monotonic()
+answered = 0
+for s in conns:
+    s.settimeout(max(0.1, 5 - (time.monotonic() - start)))
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        print("a connection still open after 5 s")
+        sys.exit(1)
+    if data.startswith(b"HTTP/1.1 403 ") and b"uid 65534" in data:
+        answered += 1
+print(answered)
+"#;
+    let run = Cmd::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(socket_path(&agent.socket))
+        .as_uid(NOBODY, &dir)
+        .run_async()
+        .await;
+    assert!(
+        run.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.bytes),
+        run.stderr
+    );
+    assert_eq!(String::from_utf8_lossy(&run.bytes).trim(), "200");
+    let status = client::status(&agent.socket).await.unwrap();
+    assert_eq!(
+        (status.state, status.deliveries_left),
+        (AgentState::Ready, 1)
+    );
+    assert_eq!(
+        client::fetch_json(&agent.socket).await.unwrap().bytes(),
+        DOC
+    );
+    agent.stop().await;
 }

@@ -238,6 +238,69 @@ pub fn fetch_blocking(socket: &SocketSpec, format: FetchFormat) -> Result<Docume
     document(socket, answer)
 }
 
+/// Fetch one top-level value of the JSON document (`GET /v1/secret?key=NAME`): a string
+/// unquoted and unescaped (`text/plain`), anything else as its JSON text
+/// (`application/json`). The agent checks the key before it commits the delivery, so a
+/// key the document lacks is an error ([`ClientError::Http`] 422, exit code `INPUT`)
+/// that consumes nothing.
+#[cfg(feature = "tokio")]
+pub async fn fetch_key(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
+    let answer = exchange_async(socket, &key_path(name)).await?;
+    key_document(socket, answer, name)
+}
+
+/// `fetch_key` without a runtime.
+pub fn fetch_key_blocking(socket: &SocketSpec, name: &str) -> Result<Document, ClientError> {
+    let answer = exchange_blocking(socket, &key_path(name))?;
+    key_document(socket, answer, name)
+}
+
+/// The header with which the agent marks an answer that is one key's value (`key`).
+pub const KEY_ANSWER_HEADER: &str = "x-secret-zero-answer";
+
+/// The value the agent picked out; or, from an agent older than `?key=` (which ignores
+/// the query and sends the whole document, the delivery spent either way), the value
+/// picked out here, as before.
+fn key_document(socket: &SocketSpec, answer: Answer, name: &str) -> Result<Document, ClientError> {
+    let picked = answer.key_answer;
+    let document = document(socket, answer)?;
+    if picked {
+        return Ok(document);
+    }
+    let value = format::key_value_typed(document.bytes(), name).map_err(|e| ClientError::Http {
+        socket: socket.to_string(),
+        status: 422,
+        message: format!(
+            "{e} (the agent predates ?key= and sent the whole document, so this delivery is \
+             used up) (hint: {})",
+            e.hint()
+        ),
+    })?;
+    Ok(Document {
+        socket: document.socket.clone(),
+        content_type: if value.is_string {
+            "text/plain; charset=utf-8".into()
+        } else {
+            "application/json".into()
+        },
+        bytes: value.value,
+    })
+}
+
+/// `/v1/secret?key=NAME`, the name percent-encoded (everything but unreserved
+/// characters), so any key name travels intact.
+fn key_path(name: &str) -> String {
+    let mut path = String::from("/v1/secret?key=");
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
 /// The agent's status; never consumes a delivery.
 #[cfg(feature = "tokio")]
 pub async fn status(socket: &SocketSpec) -> Result<AgentStatus, ClientError> {
@@ -382,22 +445,21 @@ async fn exchange_async(socket: &SocketSpec, path: &str) -> Result<Answer, Clien
             }
         }
         .map_err(|e| connect_error(socket, e))?;
-        stream
-            .write_all(&request(path))
-            .await
-            .map_err(|e| io_error(socket, e))?;
+        // A refused peer is answered before its request is read: if the agent has
+        // already closed, the write fails and the answer is still there to read.
+        let sent = stream.write_all(&request(path)).await;
         let mut reader = AnswerReader::new(socket);
         let mut chunk = Zeroizing::new([0u8; 16 * 1024]);
         loop {
-            let n = stream
-                .read(&mut chunk[..])
-                .await
-                .map_err(|e| io_error(socket, e))?;
+            let n = match stream.read(&mut chunk[..]).await {
+                Ok(n) => n,
+                Err(e) => return Err(io_error(socket, sent.err().unwrap_or(e))),
+            };
             if reader.feed(&chunk[..n])? {
                 break;
             }
         }
-        reader.finish()
+        answer_or_send_error(socket, reader, sent)
     };
     match tokio::time::timeout(TIMEOUT, work).await {
         Ok(result) => result,
@@ -421,28 +483,43 @@ fn exchange_blocking(socket: &SocketSpec, path: &str) -> Result<Answer, ClientEr
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| io_error(socket, e))?;
-    stream
-        .write_all(&request(path))
-        .map_err(|e| io_error(socket, e))?;
+    // As in `exchange_async`: an answer sent before the request was read still counts.
+    let sent = stream.write_all(&request(path));
     let mut reader = AnswerReader::new(socket);
     let mut chunk = Zeroizing::new([0u8; 16 * 1024]);
     loop {
         let n = match stream.read(&mut chunk[..]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(socket, e)),
+            Err(e) => return Err(io_error(socket, sent.err().unwrap_or(e))),
         };
         if reader.feed(&chunk[..n])? {
             break;
         }
     }
-    reader.finish()
+    answer_or_send_error(socket, reader, sent)
+}
+
+/// The answer read, or — when there is none and the request could not be sent — the
+/// send's error.
+fn answer_or_send_error(
+    socket: &SocketSpec,
+    reader: AnswerReader,
+    sent: std::io::Result<()>,
+) -> Result<Answer, ClientError> {
+    match (reader.finish(), sent) {
+        (Ok(answer), _) => Ok(answer),
+        (Err(_), Err(e)) => Err(io_error(socket, e)),
+        (Err(e), Ok(())) => Err(e),
+    }
 }
 
 /// A parsed answer; the body is wiped on drop.
 struct Answer {
     status: u16,
     content_type: String,
+    /// The agent said the body is one key's value ([`KEY_ANSWER_HEADER`]).
+    key_answer: bool,
     body: PlaintextBuf,
 }
 
@@ -457,6 +534,7 @@ struct AnswerReader {
 struct Head {
     status: u16,
     content_type: String,
+    key_answer: bool,
     length: Option<usize>,
     /// Bytes of head at the front of `buf`.
     size: usize,
@@ -520,6 +598,7 @@ impl AnswerReader {
         };
         let status = response.code.unwrap_or(0);
         let mut content_type = String::new();
+        let mut key_answer = false;
         let mut length = None;
         for h in response.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -531,6 +610,8 @@ impl AnswerReader {
                 }
             } else if h.name.eq_ignore_ascii_case("content-type") {
                 content_type = String::from_utf8_lossy(h.value).into_owned();
+            } else if h.name.eq_ignore_ascii_case(KEY_ANSWER_HEADER) {
+                key_answer = h.value == b"key";
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(self.bad("chunked answers are not supported"));
             }
@@ -543,6 +624,7 @@ impl AnswerReader {
         self.head = Some(Head {
             status,
             content_type,
+            key_answer,
             length,
             size,
         });
@@ -572,6 +654,7 @@ impl AnswerReader {
         Ok(Answer {
             status: head.status,
             content_type: head.content_type,
+            key_answer: head.key_answer,
             body: self.buf,
         })
     }
@@ -784,6 +867,35 @@ mod tests {
         );
         assert_eq!(not_ready.exit_code(), exit::AGENT_UNREACHABLE);
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_key_is_asked_of_the_agent_and_picked_here_from_an_older_one() {
+        let picked = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                      X-Secret-Zero-Answer: key\r\nContent-Length: 6\r\n\r\ns3cr3t"
+            .as_bytes()
+            .to_vec();
+        let whole = r#"{"db password":"s3cr3t","port":5432}"#;
+        let (socket, server) = fake_agent(vec![
+            picked,
+            answer("200 OK", "application/json", whole),
+            answer("200 OK", "application/json", whole),
+        ]);
+        let value = fetch_key_blocking(&socket, "db password").unwrap();
+        assert_eq!(value.bytes(), b"s3cr3t");
+        let value = fetch_key_blocking(&socket, "port").unwrap();
+        assert_eq!(
+            (value.bytes(), value.content_type()),
+            (&b"5432"[..], "application/json"),
+            "an older agent's whole document: the value is picked here"
+        );
+        let missing = fetch_key_blocking(&socket, "nope").unwrap_err();
+        assert_eq!(missing.exit_code(), exit::INPUT);
+        assert!(missing.to_string().contains("\"nope\""), "{missing}");
+        assert!(!missing.to_string().contains("s3cr3t"), "{missing}");
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("GET /v1/secret?key=db%20password HTTP/1.1\r\n"));
+        assert!(requests[1].starts_with("GET /v1/secret?key=port HTTP/1.1\r\n"));
     }
 
     #[test]

@@ -182,13 +182,30 @@ pub fn dotenv(doc: &[u8]) -> Result<Plaintext, FormatError> {
 /// The value of the top-level key `name`: a string unescaped and unquoted, anything else
 /// as its JSON text.
 pub fn key_value(doc: &[u8], name: &str) -> Result<Plaintext, FormatError> {
+    key_value_typed(doc, name).map(|value| value.value)
+}
+
+/// One top-level value, as [`key_value`] renders it, and whether it was a JSON string
+/// (the agent's `?key=` answer is `text/plain` then, `application/json` otherwise).
+pub struct KeyValue {
+    /// The value: a string unescaped and unquoted, anything else as its JSON text.
+    pub value: Plaintext,
+    /// The value was a JSON string.
+    pub is_string: bool,
+}
+
+/// [`key_value`], saying whether the value was a string.
+pub fn key_value_typed(doc: &[u8], name: &str) -> Result<KeyValue, FormatError> {
     let entries = json::object_entries(doc)?;
     let Some((key, raw)) = entries.iter().find(|(key, _)| key == name) else {
         return Err(FormatError::MissingKey(json::shorten(name)));
     };
     let mut out = PlaintextBuf::with_capacity(raw.get().len());
     write_value(raw, key, &mut out, false)?;
-    Ok(out.into_plaintext())
+    Ok(KeyValue {
+        value: out.into_plaintext(),
+        is_string: raw.get().starts_with('"'),
+    })
 }
 
 /// Write one value: strings unescaped (quote-escaped when `quoted`), others verbatim.

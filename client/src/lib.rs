@@ -32,11 +32,14 @@ mod socket;
 mod status;
 
 pub use fetch::{
-    ClientError, Document, TIMEOUT, fetch_blocking, fetch_json_blocking, status_blocking,
+    ClientError, Document, KEY_ANSWER_HEADER, TIMEOUT, fetch_blocking, fetch_json_blocking,
+    fetch_key_blocking, status_blocking,
 };
 #[cfg(feature = "tokio")]
-pub use fetch::{fetch, fetch_json, status};
-pub use format::{FetchFormat, FormatError, dotenv, is_shell_name, key_value};
+pub use fetch::{fetch, fetch_json, fetch_key, status};
+pub use format::{
+    FetchFormat, FormatError, KeyValue, dotenv, is_shell_name, key_value, key_value_typed,
+};
 pub use json::{
     CompactJson, DUPLICATE_KEY, EntriesError, JsonError, JsonErrorKind, JsonType, check_object,
     object_entries, position,

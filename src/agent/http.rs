@@ -4,16 +4,23 @@
 //! body is handed to hyper as a `Bytes` that *owns* the zeroizing buffer (or the
 //! `Plaintext` itself), so the only copy outside our control is hyper's write buffer,
 //! freed when the connection closes right after.
+//!
+//! A delivery is *pending* from the moment its answer is built until the kernel has
+//! taken a byte of its body ([`Connection::body_written`], called by the connection's
+//! writer): then it counts. A connection that ends before that (the client went away
+//! first) gives the slot back, and the start-up copy with it (docs/socket-limits.md).
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use hyper::body::Body;
 
-use super::delivery::{Delivery, Take};
+use super::conns::Stage;
+use super::delivery::{Delivery, Slot, Take};
 use super::{DocFormat, Peer};
 use crate::Plaintext;
 use crate::failure::Hinted;
@@ -21,66 +28,159 @@ use crate::format::{self, FetchFormat};
 
 type SocketReply = Response<Full<Bytes>>;
 
-/// What one connection knows: who is at the other end and what it has been given.
+/// What one connection knows: who is at the other end, what it has been given, and the
+/// delivery whose answer is being written.
 pub(crate) struct Connection {
     peer: Peer,
-    allowed: bool,
+    stage: Arc<Stage>,
     delivery: Arc<Delivery>,
     deliveries: AtomicU32,
+    pending: Mutex<Option<Pending>>,
+}
+
+/// A delivery whose answer is built and not yet taken by the kernel.
+struct Pending {
+    slot: Slot,
+    copy: Held,
+}
+
+/// The copy behind a pending answer, kept so that it can be given back.
+enum Held {
+    /// The answer's body is the copy itself (shared with hyper until it lets go).
+    Body(Arc<Plaintext>),
+    /// The body is a rendering (dotenv, one key); the copy waits here.
+    Kept(Plaintext),
 }
 
 impl Connection {
-    pub(crate) fn new(peer: Peer, allowed: bool, delivery: Arc<Delivery>) -> Connection {
+    pub(crate) fn new(peer: Peer, stage: Arc<Stage>, delivery: Arc<Delivery>) -> Connection {
         Connection {
             peer,
-            allowed,
+            stage,
             delivery,
             deliveries: AtomicU32::new(0),
+            pending: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// Deliveries committed on this connection.
     pub(crate) fn deliveries(&self) -> u32 {
         self.deliveries.load(Ordering::SeqCst)
     }
-}
 
-/// How the document is asked for: `?format=json|raw|dotenv`, or `None` (no `format`)
-/// for the document as it is. An unknown value comes back, shortened, as the error.
-fn wanted(query: Option<&str>) -> Result<Option<FetchFormat>, String> {
-    let mut want = None;
-    for pair in query.unwrap_or("").split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name == "format" {
-            want = Some(
-                FetchFormat::from_query(value)
-                    .ok_or_else(|| value.chars().take(32).collect::<String>())?,
-            );
+    fn pending(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kernel has taken a byte of the answer's body: the pending delivery counts.
+    pub(crate) fn body_written(&self) {
+        let Some(Pending { slot, copy }) = self.pending().take() else {
+            return;
+        };
+        let number = slot.commit();
+        self.deliveries.fetch_add(1, Ordering::SeqCst);
+        audit(self, Served::Delivered, Some(number), "");
+        // A kept copy is wiped now; a body copy when hyper drops its last reference.
+        drop(copy);
+    }
+
+    /// The connection is over. `flushed`: hyper wrote the whole answer (an empty body
+    /// never reaches [`body_written`](Self::body_written)). Otherwise a delivery still
+    /// pending never reached the client: its slot, and the start-up copy, go back.
+    pub(crate) fn settle(&self, flushed: bool) {
+        if flushed {
+            self.body_written();
+            return;
+        }
+        let Some(Pending { slot, copy }) = self.pending().take() else {
+            return;
+        };
+        audit(
+            self,
+            Served::Error,
+            None,
+            "the client went away before the answer was written; nothing consumed",
+        );
+        let copy = match copy {
+            Held::Kept(copy) => Some(copy),
+            Held::Body(shared) => Arc::try_unwrap(shared).ok(),
+        };
+        match copy {
+            Some(copy) => slot.give_back(copy),
+            None => {
+                tracing::error!("a copy could not be taken back from the HTTP layer; it is wiped");
+                drop(slot);
+            }
         }
     }
-    Ok(want)
 }
 
-/// The hyper service: one request in, one answer out.
-pub(crate) async fn handle<B>(
+/// The query of `GET /v1/secret`: `format=json|raw|dotenv` (`None`: the document as it
+/// is) and `key=NAME` (one top-level value). Values are percent-decoded.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Query {
+    format: Option<FetchFormat>,
+    key: Option<String>,
+}
+
+/// A query the agent cannot serve; the text is the error line, shortened values only.
+#[derive(Debug, PartialEq, Eq)]
+struct BadQuery(String);
+
+fn query(text: Option<&str>) -> Result<Query, BadQuery> {
+    let mut query = Query::default();
+    for (name, value) in url::form_urlencoded::parse(text.unwrap_or("").as_bytes()) {
+        match &*name {
+            "format" => {
+                query.format = Some(
+                    FetchFormat::from_query(&value)
+                        .ok_or_else(|| BadQuery(format!("unknown format {:?}", short(&value))))?,
+                );
+            }
+            "key" if query.key.is_some() => {
+                return Err(BadQuery("the query names key more than once".into()));
+            }
+            "key" => query.key = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if query.key.is_some() && matches!(query.format, Some(FetchFormat::Dotenv | FetchFormat::Raw)) {
+        return Err(BadQuery(
+            "key= picks a value out of the JSON document: it goes with format=json or no format"
+                .into(),
+        ));
+    }
+    Ok(query)
+}
+
+/// The hyper service: one request in, one answer out. Only allowed peers get here (a
+/// refused one is answered at accept, before anything is read).
+pub(crate) async fn handle<B: Body>(
     conn: Arc<Connection>,
     request: Request<B>,
 ) -> Result<SocketReply, Infallible> {
     // Only the head is needed; dropping the body now keeps the future `Send`.
     let (head, body) = request.into_parts();
+    let has_body = !body.is_end_stream();
     drop(body);
-    if !conn.allowed {
-        audit(&conn, Served::Refused, None, head.uri.path());
+    if !conn.stage.start() {
+        // Closed to make room while its head was arriving; this answer is never sent.
         return Ok(error(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "peer uid {} gid {} is not allowed to use this agent",
-                conn.peer.uid, conn.peer.gid
-            ),
-            &format!(
-                "start the agent with --allow-uid {} (or --allow-gid {})",
-                conn.peer.uid, conn.peer.gid
-            ),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the connection was closed to make room",
+            "connect again",
+        ));
+    }
+    if has_body {
+        audit(&conn, Served::Error, None, "request with a body");
+        return Ok(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the agent takes no request body",
+            "send GET without a body",
         ));
     }
     let answer = match head.uri.path() {
@@ -103,10 +203,46 @@ pub(crate) async fn handle<B>(
         _ => error(
             StatusCode::NOT_FOUND,
             "no such endpoint",
-            "the agent serves GET /v1/secret (?format=json|raw|dotenv) and GET /v1/status",
+            "the agent serves GET /v1/secret (?format=json|raw|dotenv, ?key=NAME) and GET \
+             /v1/status",
         ),
     };
     Ok(answer)
+}
+
+/// The whole answer of a refused peer, written at accept before anything is read.
+pub(crate) fn refusal(peer: &Peer) -> Vec<u8> {
+    raw_answer(
+        "403 Forbidden",
+        &format!(
+            "peer uid {} gid {} is not allowed to use this agent",
+            peer.uid, peer.gid
+        ),
+        &format!(
+            "start the agent with --allow-uid {} (or --allow-gid {})",
+            peer.uid, peer.gid
+        ),
+    )
+}
+
+/// The whole answer of an allowed peer that finds every connection busy.
+pub(crate) fn too_many(open: usize) -> Vec<u8> {
+    raw_answer(
+        "503 Service Unavailable",
+        &format!("too many connections: {open} requests are being answered"),
+        "retry shortly; raise --max-connections if this is expected",
+    )
+}
+
+/// A complete HTTP/1.1 answer with a JSON error body, as [`error`] builds it.
+fn raw_answer(status: &str, message: &str, hint: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": message, "hint": hint }).to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+         x-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 fn status(conn: &Connection) -> SocketReply {
@@ -120,21 +256,22 @@ fn status(conn: &Connection) -> SocketReply {
     }
 }
 
-async fn secret(conn: &Connection, query: Option<&str>) -> SocketReply {
+async fn secret(conn: &Connection, query_text: Option<&str>) -> SocketReply {
     let delivery = &conn.delivery;
-    let want = match wanted(query) {
-        Ok(want) => want,
-        Err(value) => {
-            audit(conn, Served::Error, None, "unknown format");
+    let asked = match query(query_text) {
+        Ok(asked) => asked,
+        Err(BadQuery(line)) => {
+            audit(conn, Served::Error, None, &line);
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("unknown format {value:?}"),
-                "use ?format=json, ?format=raw or ?format=dotenv",
+                &line,
+                "use ?format=json, ?format=raw or ?format=dotenv, or ?key=NAME",
             );
         }
     };
     if delivery.format() == DocFormat::Raw
-        && matches!(want, Some(FetchFormat::Json | FetchFormat::Dotenv))
+        && (asked.key.is_some()
+            || matches!(asked.format, Some(FetchFormat::Json | FetchFormat::Dotenv)))
     {
         audit(conn, Served::Error, None, "raw document asked for as JSON");
         return error(
@@ -186,43 +323,79 @@ async fn secret(conn: &Connection, query: Option<&str>) -> SocketReply {
             );
         }
     };
-    let (body, content_type) = match want {
-        Some(FetchFormat::Dotenv) => match format::dotenv(copy.expose()) {
-            Ok(lines) => {
-                drop(copy);
-                (
-                    Bytes::from_owner(PlainBody(lines)),
-                    "text/plain; charset=utf-8",
-                )
-            }
-            Err(e) => {
-                slot.give_back(copy);
-                audit(conn, Served::Error, None, &e.to_string());
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("cannot render the document as dotenv: {e}"),
-                    &e.hint(),
-                );
-            }
-        },
-        None | Some(FetchFormat::Json | FetchFormat::Raw) => {
+    let rendered = match (&asked.key, asked.format) {
+        (Some(key), _) => secret_zero_client::key_value_typed(copy.expose(), key).map(|value| {
+            let content_type = if value.is_string {
+                "text/plain; charset=utf-8"
+            } else {
+                "application/json"
+            };
+            Some((value.value, content_type))
+        }),
+        (None, Some(FetchFormat::Dotenv)) => {
+            format::dotenv(copy.expose()).map(|lines| Some((lines, "text/plain; charset=utf-8")))
+        }
+        (None, None | Some(FetchFormat::Json | FetchFormat::Raw)) => Ok(None),
+    };
+    let (body, content_type, held) = match rendered {
+        Ok(Some((rendering, content_type))) => (
+            Bytes::from_owner(PlainBody(rendering)),
+            content_type,
+            Held::Kept(copy),
+        ),
+        Ok(None) => {
             let content_type = match delivery.format() {
                 DocFormat::Json => "application/json",
                 DocFormat::Raw => "application/octet-stream",
             };
-            (Bytes::from_owner(PlainBody(copy)), content_type)
+            let shared = Arc::new(copy);
+            (
+                Bytes::from_owner(SharedBody(shared.clone())),
+                content_type,
+                Held::Body(shared),
+            )
+        }
+        Err(e) => {
+            // Checked before anything is committed: the copy and the slot go back.
+            slot.give_back(copy);
+            audit(conn, Served::Error, None, &e.to_string());
+            let what = match asked.key {
+                Some(_) => "cannot answer the key",
+                None => "cannot render the document as dotenv",
+            };
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("{what}: {e}"),
+                &e.hint(),
+            );
         }
     };
-    let number = slot.commit();
-    conn.deliveries.fetch_add(1, Ordering::SeqCst);
-    audit(conn, Served::Delivered, Some(number), "");
-    respond(StatusCode::OK, content_type, body)
+    *conn.pending() = Some(Pending { slot, copy: held });
+    let mut answer = respond(StatusCode::OK, content_type, body);
+    if asked.key.is_some() {
+        // Tells the client the value was picked here (an older agent sends the document).
+        answer.headers_mut().insert(
+            secret_zero_client::KEY_ANSWER_HEADER,
+            header::HeaderValue::from_static("key"),
+        );
+    }
+    answer
 }
 
 /// A `Plaintext` as a response body: wiped when hyper drops the last reference.
 struct PlainBody(Plaintext);
 
 impl AsRef<[u8]> for PlainBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+/// The copy itself as a response body, shared so that it can be given back when the
+/// answer never reached the client.
+struct SharedBody(Arc<Plaintext>);
+
+impl AsRef<[u8]> for SharedBody {
     fn as_ref(&self) -> &[u8] {
         self.0.expose()
     }
@@ -282,12 +455,20 @@ impl Served {
     }
 }
 
-/// One audit line per request for the secret, and per refused request of any kind.
-/// Never plaintext: only the peer, the outcome and the key version.
+/// The audit line of a peer refused at accept (its request is never read).
+pub(crate) fn audit_refused(peer: &Peer, delivery: &Delivery) {
+    audit_line(peer, delivery, Served::Refused, None, "");
+}
+
+/// One audit line per request for the secret, and per refused connection. Never
+/// plaintext: only the peer, the outcome and the key version.
 fn audit(conn: &Connection, outcome: Served, delivery: Option<u32>, detail: &str) {
-    let peer = &conn.peer;
-    let key_version = conn.delivery.key_version();
-    let max = conn.delivery.max();
+    audit_line(&conn.peer, &conn.delivery, outcome, delivery, detail);
+}
+
+fn audit_line(peer: &Peer, state: &Delivery, outcome: Served, delivery: Option<u32>, detail: &str) {
+    let key_version = state.key_version();
+    let max = state.max();
     let detail = (!detail.is_empty()).then_some(detail);
     match outcome {
         Served::Delivered => tracing::info!(
@@ -308,8 +489,7 @@ fn audit(conn: &Connection, outcome: Served, delivery: Option<u32>, detail: &str
             peer_uid = peer.uid,
             peer_gid = peer.gid,
             key_version,
-            path = detail.map(short),
-            "peer refused"
+            "peer refused at accept; its request is not read"
         ),
         Served::Gone | Served::NotReady | Served::Error => tracing::warn!(
             target: "secret_zero::audit",
@@ -329,11 +509,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn format_query() {
-        assert_eq!(wanted(None), Ok(None));
-        assert_eq!(wanted(Some("format=dotenv")), Ok(Some(FetchFormat::Dotenv)));
-        assert_eq!(wanted(Some("x=1&format=raw")), Ok(Some(FetchFormat::Raw)));
-        assert_eq!(wanted(Some("format=json")), Ok(Some(FetchFormat::Json)));
-        assert_eq!(wanted(Some("format=yaml")), Err("yaml".into()));
+    fn format_and_key_query() {
+        let format = |f| Query {
+            format: Some(f),
+            key: None,
+        };
+        assert_eq!(query(None), Ok(Query::default()));
+        assert_eq!(
+            query(Some("format=dotenv")),
+            Ok(format(FetchFormat::Dotenv))
+        );
+        assert_eq!(query(Some("x=1&format=raw")), Ok(format(FetchFormat::Raw)));
+        assert_eq!(query(Some("format=json")), Ok(format(FetchFormat::Json)));
+        assert_eq!(
+            query(Some("format=yaml")),
+            Err(BadQuery("unknown format \"yaml\"".into()))
+        );
+        assert_eq!(
+            query(Some("key=db%20pass%2Bword&format=json")),
+            Ok(Query {
+                format: Some(FetchFormat::Json),
+                key: Some("db pass+word".into())
+            })
+        );
+        assert!(query(Some("key=a&key=b")).is_err());
+        assert!(query(Some("key=a&format=dotenv")).is_err());
+        assert!(query(Some("format=raw&key=a")).is_err());
+    }
+
+    #[test]
+    fn fixed_answers_are_whole_http_answers() {
+        let peer = Peer {
+            pid: Some(7),
+            uid: 1234,
+            gid: 5678,
+        };
+        let answer = String::from_utf8(refusal(&peer)).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(body["hint"].as_str().unwrap().contains("--allow-uid 1234"));
+        assert!(
+            String::from_utf8(too_many(3))
+                .unwrap()
+                .starts_with("HTTP/1.1 503 ")
+        );
     }
 }

@@ -5,12 +5,15 @@
 //!   replaced, live agents respected, removal on drop) or an abstract name;
 //! - [`peer`] is the `SO_PEERCRED` policy;
 //! - [`delivery`] is the state and the one-shot accounting;
-//! - [`http`] the routes and their JSON errors.
+//! - [`http`] the routes and their JSON errors;
+//! - [`conns`] what connections may cost: the cap, making room, the fixed answers
+//!   written at accept, and the moment a delivery counts (docs/socket-limits.md).
 //!
 //! The caller binds first (so a bad socket fails before any Vault call), spawns
 //! [`Agent::serve`], and then reports the outcome of login/decrypt through the
 //! [`StatusHandle`].
 
+mod conns;
 mod delivery;
 mod http;
 mod peer;
@@ -19,12 +22,14 @@ mod socket;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::task::JoinSet;
 
 use crate::Plaintext;
+use crate::env;
 use crate::failure::InputError;
 use crate::fault::Fault;
 
@@ -32,10 +37,36 @@ pub use delivery::StatusHandle;
 pub use peer::{Peer, PeerPolicy};
 pub use secret_zero_client::{AgentState, AgentStatus, DocFormat, SocketSpec};
 
-/// How long one connection may last, request and answer included. It bounds a client
-/// that connects and never speaks, while leaving room for a later delivery's fresh
-/// login and decrypt (retried for up to `--retry-timeout`).
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one connection may last, request and answer included: room for a later
+/// delivery's fresh login and decrypt (retried for up to `--retry-timeout`). A client
+/// that never sends its request is closed much sooner, by the header-read timeout.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(env::SOCKET_CONNECTION_TIMEOUT_SECS);
+
+/// How long to wait before accepting again after `accept` failed (out of descriptors or
+/// memory) and no connection could be closed to free one; when one could, the loop
+/// waits for it to close instead (at most 100 ms).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the socket's connections may cost (docs/socket-limits.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections of allowed peers open at once (`--max-connections`), lowered at
+    /// bind to fit the open-file limit.
+    pub max_connections: usize,
+    /// How long a connection may take to send its request head
+    /// (`--header-read-timeout`).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: env::DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: humantime::parse_duration(env::DEFAULT_HEADER_READ_TIMEOUT)
+                .expect("the default header-read timeout parses"),
+        }
+    }
+}
 
 /// Everything the agent needs to know before the plaintext exists.
 #[derive(Debug, Clone)]
@@ -53,6 +84,8 @@ pub struct AgentConfig {
     /// Shown in `/v1/status` and the audit lines; usually unknown at bind time and set
     /// later with [`StatusHandle::set_key_version`].
     pub key_version: Option<u64>,
+    /// What connections may cost.
+    pub limits: Limits,
 }
 
 impl Default for AgentConfig {
@@ -67,6 +100,7 @@ impl Default for AgentConfig {
             exit_after_delivery: false,
             format: DocFormat::Json,
             key_version: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -116,6 +150,7 @@ pub struct Agent {
     socket: SocketSpec,
     policy: PeerPolicy,
     delivery: Arc<delivery::Delivery>,
+    limits: Limits,
 }
 
 impl Agent {
@@ -137,6 +172,25 @@ impl Agent {
                 "give an octal mode such as 0600 or 0660",
             )));
         }
+        if config.limits.max_connections == 0 {
+            return Err(AgentError::Config(InputError::new(
+                "--max-connections must be at least 1",
+                format!(
+                    "use {} (the default); one application needs one",
+                    env::DEFAULT_MAX_CONNECTIONS
+                ),
+            )));
+        }
+        if config.limits.header_read_timeout.is_zero() {
+            return Err(AgentError::Config(InputError::new(
+                "--header-read-timeout must be longer than 0",
+                format!("use {} (the default)", env::DEFAULT_HEADER_READ_TIMEOUT),
+            )));
+        }
+        let limits = Limits {
+            max_connections: conns::fit_to_open_files(config.limits.max_connections),
+            ..config.limits
+        };
         let bound = socket::bind(&config.socket, config.socket_mode)?;
         let own_uid = rustix::process::geteuid().as_raw();
         match &config.socket {
@@ -145,12 +199,14 @@ impl Agent {
                 mode = format_args!("{:04o}", config.socket_mode),
                 peers = %config.policy.describe(own_uid),
                 max_deliveries = config.max_deliveries,
+                max_connections = limits.max_connections,
                 "socket bound"
             ),
             SocketSpec::Abstract(_) => tracing::info!(
                 socket = %config.socket,
                 peers = %config.policy.describe(own_uid),
                 max_deliveries = config.max_deliveries,
+                max_connections = limits.max_connections,
                 "abstract socket bound: it has no file mode, any process in this network \
                  namespace can connect, and only the peer policy decides"
             ),
@@ -166,6 +222,7 @@ impl Agent {
                 config.format,
                 config.key_version,
             )),
+            limits,
         })
     }
 
@@ -192,15 +249,23 @@ impl Agent {
             socket,
             policy,
             delivery,
+            limits,
         } = self;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(|e| AgentError::Listen {
                 socket: socket.to_string(),
                 reason: e.to_string(),
             })?;
-        let policy = Arc::new(policy);
-        let own_uid = rustix::process::geteuid().as_raw();
-        let mut connections = JoinSet::new();
+        let mut accepting = Accepting {
+            policy,
+            own_uid: rustix::process::geteuid().as_raw(),
+            delivery: delivery.clone(),
+            limits,
+            registry: conns::Registry::new(limits.max_connections),
+            lingering: Arc::new(AtomicUsize::new(0)),
+            tasks: JoinSet::new(),
+        };
+        let mut failures = AcceptFailures::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -214,21 +279,19 @@ impl Agent {
                     break;
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        connections.spawn(connection(
-                            stream,
-                            policy.clone(),
-                            own_uid,
-                            delivery.clone(),
-                        ));
-                    }
+                    Ok((stream, _)) => accepting.take(stream).await,
                     Err(e) => {
-                        // Out of descriptors or memory: back off rather than spin.
-                        tracing::warn!(socket = %socket, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Out of descriptors or memory: say so (once a minute), free a
+                        // descriptor held by a client that has not spoken, and back off
+                        // rather than spin.
+                        failures.failed(&socket, &e);
+                        match accepting.registry.evict_oldest_idle() {
+                            Some(closing) => closing.wait().await,
+                            None => tokio::time::sleep(ACCEPT_BACKOFF).await,
+                        }
                     }
                 },
-                Some(joined) = connections.join_next() => {
+                Some(joined) = accepting.tasks.join_next() => {
                     if let Err(e) = joined
                         && e.is_panic()
                     {
@@ -237,7 +300,7 @@ impl Agent {
                 }
             }
         }
-        connections.shutdown().await;
+        accepting.tasks.shutdown().await;
         delivery.wipe();
         drop(listener);
         drop(file);
@@ -245,34 +308,130 @@ impl Agent {
     }
 }
 
-/// One connection: check the peer once, then answer HTTP/1.1 requests until the
-/// client or the server closes (every answer closes: no idle connection keeps buffers).
-async fn connection(
-    stream: tokio::net::UnixStream,
-    policy: Arc<PeerPolicy>,
-    own_uid: u32,
-    delivery: Arc<delivery::Delivery>,
-) {
-    let peer = match Peer::of(&stream) {
-        Ok(peer) => peer,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the peer's credentials; closing");
+/// How often a failing `accept` is logged: at most once a minute, with the count.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// `accept` failures since the last line about them.
+#[derive(Default)]
+struct AcceptFailures {
+    logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, socket: &SocketSpec, e: &std::io::Error) {
+        self.unlogged += 1;
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < ACCEPT_LOG_EVERY)
+        {
             return;
         }
-    };
-    let allowed = policy.allows(&peer, own_uid);
-    let ctx = Arc::new(http::Connection::new(peer, allowed, delivery.clone()));
+        tracing::warn!(
+            socket = %socket,
+            error = %e,
+            failures = self.unlogged,
+            "accept failed; closing the oldest connection that has not sent its request and \
+             backing off (logged at most once a minute)"
+        );
+        self.logged = Some(std::time::Instant::now());
+        self.unlogged = 0;
+    }
+}
+
+/// What the accept loop needs for each new connection.
+struct Accepting {
+    policy: PeerPolicy,
+    own_uid: u32,
+    delivery: Arc<delivery::Delivery>,
+    limits: Limits,
+    registry: Arc<conns::Registry>,
+    /// Fixed answers (refusals, "too many") still lingering.
+    lingering: Arc<AtomicUsize>,
+    tasks: JoinSet<()>,
+}
+
+impl Accepting {
+    /// Decide at accept: a refused peer gets its fixed 403 before anything is read; an
+    /// allowed one a place among the open connections (or a fixed 503 when every place
+    /// is answering a request). When a connection was closed to make room, wait until
+    /// its descriptor is free before accepting more, so descriptors never pile up.
+    async fn take(&mut self, stream: tokio::net::UnixStream) {
+        let peer = match Peer::of(&stream) {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the peer's credentials; closing");
+                return;
+            }
+        };
+        if !self.policy.allows(&peer, self.own_uid) {
+            http::audit_refused(&peer, &self.delivery);
+            self.tasks.spawn(conns::answer_and_close(
+                stream,
+                http::refusal(&peer),
+                self.lingering.clone(),
+            ));
+            return;
+        }
+        match self.registry.admit() {
+            Ok((ticket, closing)) => {
+                let id = ticket.id();
+                let ctx = Arc::new(http::Connection::new(
+                    peer,
+                    ticket.stage(),
+                    self.delivery.clone(),
+                ));
+                let io = conns::Tracked::new(stream, ticket, ctx.clone());
+                let abort =
+                    self.tasks
+                        .spawn(connection(io, ctx, self.delivery.clone(), self.limits));
+                self.registry.track(id, abort);
+                if let Some(closing) = closing {
+                    closing.wait().await;
+                }
+            }
+            Err(full) => {
+                tracing::warn!(peer = %peer, open = full.open, "too many connections; answered 503");
+                self.tasks.spawn(conns::answer_and_close(
+                    stream,
+                    http::too_many(full.open),
+                    self.lingering.clone(),
+                ));
+            }
+        }
+    }
+}
+
+/// One connection of an allowed peer: answer its one HTTP/1.1 request and close (every
+/// answer closes: no idle connection keeps buffers).
+async fn connection(
+    io: conns::Tracked,
+    ctx: Arc<http::Connection>,
+    delivery: Arc<delivery::Delivery>,
+    limits: Limits,
+) {
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |request| http::handle(ctx.clone(), request))
     };
     let served = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
-        .serve_connection(TokioIo::new(stream), service);
-    match tokio::time::timeout(CONNECTION_TIMEOUT, served).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "connection ended with an error"),
-        Err(_) => tracing::debug!(peer = %peer, "connection timed out"),
-    }
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(env::SOCKET_MAX_HEADER_BYTES)
+        .max_headers(env::SOCKET_MAX_HEADERS)
+        .serve_connection(TokioIo::new(io), service);
+    let flushed = match tokio::time::timeout(CONNECTION_TIMEOUT, served).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %ctx.peer(), error = %e, "connection ended with an error");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(peer = %ctx.peer(), "connection timed out");
+            false
+        }
+    };
+    ctx.settle(flushed);
     delivery.connection_closed(ctx.deliveries());
 }

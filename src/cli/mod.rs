@@ -287,6 +287,15 @@ pub struct ServeArgs {
     #[arg(long, env = env::MAX_DELIVERIES, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_deliveries: u32,
 
+    /// Connections of allowed peers open at once; a new one closes the oldest that has
+    /// not sent its request yet (lowered to fit the open-file limit).
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = env::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// How long a connection may take to send its request head before it is closed.
+    #[arg(long, env = env::HEADER_READ_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_HEADER_READ_TIMEOUT)]
+    pub header_read_timeout: Duration,
+
     /// Exit 0 once the last delivery is made, instead of staying up answering 410.
     #[arg(long, env = env::EXIT_AFTER_DELIVERY)]
     pub exit_after_delivery: bool,
@@ -315,7 +324,8 @@ pub struct GetArgs {
     #[arg(long, env = env::GET_FORMAT, value_enum, default_value_t = FetchFormat::Json)]
     pub format: FetchFormat,
 
-    /// Print only this top-level key's value (strings without quotes).
+    /// Print only this top-level key's value (strings without quotes). The agent checks
+    /// the key first: a missing key consumes no delivery.
     #[arg(long, env = env::KEY)]
     pub key: Option<String>,
 }

@@ -16,15 +16,14 @@ pub async fn run(args: GetArgs) -> Result<(), Error> {
         ));
     }
 
-    let document = client::fetch(&socket, format).await?;
-    let mut stdout = std::io::stdout().lock();
-    let written = match &args.key {
-        Some(key) => {
-            let value = document.key(key)?;
-            stdout.write_all(value.expose())
-        }
-        None => stdout.write_all(document.bytes()),
+    // The agent picks the key out, and checks it before the delivery counts: a typo
+    // consumes nothing.
+    let document = match &args.key {
+        Some(key) => client::fetch_key(&socket, key).await?,
+        None => client::fetch(&socket, format).await?,
     };
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(document.bytes());
     // A JSON document or a value ends with a newline on a terminal or in a file; the
     // bytes of --format raw are printed exactly as delivered.
     let newline = if format == FetchFormat::Raw {

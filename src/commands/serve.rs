@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::agent::{Agent, AgentConfig, PeerPolicy, Source};
+use crate::agent::{Agent, AgentConfig, Limits, PeerPolicy, Source};
 use crate::cli::ServeArgs;
 use crate::error::Error;
 use crate::failure::Hinted;
@@ -44,6 +44,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         exit_after_delivery: args.exit_after_delivery,
         format: args.format,
         key_version: None,
+        limits: Limits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout,
+        },
     })?;
     let status = agent.status_handle();
     let server = tokio::spawn(agent.serve(shutdown_signal()));

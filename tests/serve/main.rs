@@ -163,6 +163,36 @@ fn the_old_tools_secret_is_served_with_flags_alone() {
     assert_eq!(json_of(&out), json_of(&doc));
 }
 
+/// `get --key` asks the agent for the key, which checks it before the delivery counts:
+/// a typo exits 3 naming the key (never a value) and leaves the pod's only delivery for
+/// the next, correct request.
+#[test]
+fn a_mistyped_key_leaves_the_only_delivery_for_the_right_one() {
+    let bed = bed();
+    let secret = sentinel();
+    let doc = doc_with(&secret);
+    bed.put_bound("shop", "app-secrets", &doc);
+    let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--max-deliveries", "1"]);
+
+    let typo = agent.get(&["--key", "db_pasword"]);
+    assert_eq!(typo.code, 3, "{}", typo.stderr);
+    assert!(typo.bytes.is_empty());
+    assert!(typo.stderr.contains("\"db_pasword\""), "{}", typo.stderr);
+    assert_eq!(
+        typo.stderr.trim().lines().count(),
+        1,
+        "one line: {}",
+        typo.stderr
+    );
+    assert!(!typo.stderr.contains(&secret), "{}", typo.stderr);
+
+    let value = agent.get_ok(&["--key", "db_password"]).bytes;
+    assert_eq!(value, format!("{secret}\n").into_bytes());
+    let gone = agent.get(&["--key", "db_password"]);
+    assert_eq!(gone.code, 11, "{}", gone.stderr);
+    assert!(!agent.log().contains(&secret));
+}
+
 #[test]
 fn each_later_delivery_is_a_fresh_login_and_decrypt() {
     let bed = bed();
