@@ -31,6 +31,8 @@ pub struct Session {
     accessor: Option<String>,
     /// The uses the login granted (0: unlimited), as Vault said in its answer.
     num_uses: u64,
+    /// How long the revoke keeps trying through transient faults: the login's pacing.
+    backoff: Backoff,
 }
 
 impl Session {
@@ -59,6 +61,7 @@ impl Session {
             token: login.token,
             accessor: Some(login.accessor),
             num_uses: login.num_uses,
+            backoff,
         })
     }
 
@@ -69,6 +72,7 @@ impl Session {
             token,
             accessor: None,
             num_uses: 0,
+            backoff: Backoff::default(),
         }
     }
 
@@ -80,8 +84,10 @@ impl Session {
         &self.token
     }
 
-    /// Revoke the token if this session logged in. A failure is logged, not returned:
-    /// the token then expires with its short TTL, and the work it did stands.
+    /// Revoke the token if this session logged in. Transient faults (Vault restarting,
+    /// unreachable for a moment) are retried for as long as the login was; a failure
+    /// after that is logged, not returned: the token then expires with its short TTL,
+    /// and the work it did stands.
     pub async fn close(self) {
         self.close_after(0).await;
     }
@@ -102,7 +108,11 @@ impl Session {
             );
             return;
         }
-        match self.vault.revoke_self(&self.token).await {
+        let revoked = retry("vault revoke", self.backoff, || {
+            self.vault.revoke_self(&self.token)
+        })
+        .await;
+        match revoked {
             Ok(()) => tracing::info!(%accessor, "Vault token revoked"),
             Err(e) => tracing::warn!(
                 %accessor,
