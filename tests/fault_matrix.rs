@@ -91,33 +91,13 @@ fn answer(status: u16, content_type: &'static str, body: &str) -> Fault {
 }
 
 /// The Vault answers no client can use, on `marker`'s requests.
+#[rustfmt::skip]
 fn garbage(marker: &'static str) -> Vec<(&'static str, Setup)> {
     vec![
-        (
-            "an HTML page",
-            vault(
-                marker,
-                0,
-                answer(200, "text/html", &format!("<html>{ECHO}</html>")),
-            ),
-        ),
+        ("an HTML page", vault(marker, 0, answer(200, "text/html", &format!("<html>{ECHO}</html>")))),
         ("an empty body", vault(marker, 0, answer(200, JSON, ""))),
-        (
-            "a 200 without data",
-            vault(
-                marker,
-                0,
-                answer(200, JSON, r#"{"request_id":"1","warnings":null}"#),
-            ),
-        ),
-        (
-            "data that is a string",
-            vault(
-                marker,
-                0,
-                answer(200, JSON, &format!(r#"{{"data":"{ECHO}"}}"#)),
-            ),
-        ),
+        ("a 200 without data", vault(marker, 0, answer(200, JSON, r#"{"request_id":"1","warnings":null}"#))),
+        ("data that is a string", vault(marker, 0, answer(200, JSON, &format!(r#"{{"data":"{ECHO}"}}"#)))),
     ]
 }
 
@@ -219,63 +199,19 @@ fn serve_meets_each_fault_with_its_exit_code_one_line_and_no_live_token() {
     let secret = sentinel();
     bed.put_bound("shop", "app-secrets", &doc_with(&secret));
     let decrypt = "transit/decrypt/shop-app";
+    let bad_decrypt = "unexpected answer from transit/decrypt/shop-app";
+    let not_base64 = format!(r#"{{"data":{{"plaintext":"{ECHO}%%"}}}}"#);
+    #[rustfmt::skip]
     let mut cases = vec![
-        case(
-            "Vault killed between login and decrypt",
-            vault(decrypt, 0, Fault::Down),
-            6,
-            decrypt,
-        ),
-        case(
-            "decrypt's connection dropped",
-            vault(decrypt, 0, Fault::Drop),
-            6,
-            decrypt,
-        ),
-        case(
-            "decrypt: a plaintext that is not base64",
-            vault(
-                decrypt,
-                0,
-                answer(
-                    200,
-                    JSON,
-                    &format!(r#"{{"data":{{"plaintext":"{ECHO}%%"}}}}"#),
-                ),
-            ),
-            6,
-            "unexpected answer from transit/decrypt/shop-app",
-        ),
-        case(
-            "login: a 200 without auth",
-            vault(
-                "auth/kubernetes/login",
-                0,
-                answer(200, JSON, r#"{"data":null}"#),
-            ),
-            6,
-            "unexpected answer from auth/kubernetes/login",
-        ),
-        case(
-            "API server closes the get mid-body",
-            Setup::KubeGets(Cut::MidBody),
-            9,
-            "shop/app-secrets",
-        ),
-        case(
-            "API server closes the get before answering",
-            Setup::KubeGets(Cut::BeforeAnswer),
-            9,
-            "shop/app-secrets",
-        ),
+        case("Vault killed between login and decrypt", vault(decrypt, 0, Fault::Down), 6, decrypt),
+        case("decrypt's connection dropped", vault(decrypt, 0, Fault::Drop), 6, decrypt),
+        case("decrypt: a plaintext that is not base64", vault(decrypt, 0, answer(200, JSON, &not_base64)), 6, bad_decrypt),
+        case("login: a 200 without auth", vault("auth/kubernetes/login", 0, answer(200, JSON, r#"{"data":null}"#)), 6, "unexpected answer from auth/kubernetes/login"),
+        case("API server closes the get mid-body", Setup::KubeGets(Cut::MidBody), 9, "shop/app-secrets"),
+        case("API server closes the get before answering", Setup::KubeGets(Cut::BeforeAnswer), 9, "shop/app-secrets"),
     ];
     for (what, setup) in garbage(decrypt) {
-        cases.push(case(
-            what,
-            setup,
-            6,
-            "unexpected answer from transit/decrypt/shop-app",
-        ));
+        cases.push(case(what, setup, 6, bad_decrypt));
     }
     let token = bed.token_file("shop", "app", "vault", 600);
     let kubeconfig = bed.kubeconfig("app");
@@ -315,37 +251,13 @@ fn seal_apply_meets_each_fault_and_leaves_the_secret_as_it_was() {
     let token = bed.sa_token_file("shop", "sealer");
     let encrypt = "transit/encrypt/shop-app";
     let decrypt = "transit/decrypt/shop-app";
+    #[rustfmt::skip]
     let mut cases = vec![
-        case(
-            "Vault killed between login and encrypt",
-            vault(encrypt, 0, Fault::Down),
-            6,
-            encrypt,
-        ),
-        case(
-            "encrypt's connection dropped",
-            vault(encrypt, 0, Fault::Drop),
-            6,
-            encrypt,
-        ),
-        case(
-            "Vault killed before the verifying decrypt",
-            vault(decrypt, 0, Fault::Down),
-            6,
-            decrypt,
-        ),
-        case(
-            "the verifying decrypt: a 200 without data",
-            vault(decrypt, 0, answer(200, JSON, "{}")),
-            6,
-            "unexpected answer from transit/decrypt/shop-app",
-        ),
-        case(
-            "API server closes the first get",
-            Setup::KubeGets(Cut::BeforeAnswer),
-            9,
-            "shop/app-secrets",
-        ),
+        case("Vault killed between login and encrypt", vault(encrypt, 0, Fault::Down), 6, encrypt),
+        case("encrypt's connection dropped", vault(encrypt, 0, Fault::Drop), 6, encrypt),
+        case("Vault killed before the verifying decrypt", vault(decrypt, 0, Fault::Down), 6, decrypt),
+        case("the verifying decrypt: a 200 without data", vault(decrypt, 0, answer(200, JSON, "{}")), 6, "unexpected answer from transit/decrypt/shop-app"),
+        case("API server closes the first get", Setup::KubeGets(Cut::BeforeAnswer), 9, "shop/app-secrets"),
     ];
     for (what, setup) in garbage(encrypt) {
         cases.push(case(
@@ -569,45 +481,14 @@ fn whole(rig: &Rig, all: &[Sealed], retired: u64, when: &str) -> BTreeSet<u64> {
 fn rotate_meets_each_vault_fault_with_nothing_half_written_or_retired() {
     let (rig, all, kubeconfig, jwt) = rotate_rig();
     let rewrap = "transit/rewrap/shop-app";
+    let no_results = r#"{"data":{"batch_results":[]}}"#;
+    #[rustfmt::skip]
     let mut cases = vec![
-        case(
-            "Vault killed mid-rewrap",
-            vault(rewrap, 1, Fault::Down),
-            6,
-            rewrap,
-        ),
-        case(
-            "a rewrap's connection dropped",
-            vault(rewrap, 2, Fault::Drop),
-            6,
-            rewrap,
-        ),
-        case(
-            "rewrap: fewer results than items",
-            vault(
-                rewrap,
-                0,
-                answer(200, JSON, r#"{"data":{"batch_results":[]}}"#),
-            ),
-            6,
-            "0 results for 5 items",
-        ),
-        case(
-            "key read: a 200 without data",
-            vault(
-                "GET /v1/transit/keys/shop-app ",
-                0,
-                answer(200, JSON, r#"{"data":null}"#),
-            ),
-            6,
-            "unexpected answer from transit/keys/shop-app",
-        ),
-        case(
-            "Vault killed before the retire",
-            vault("transit/keys/shop-app/config", 0, Fault::Down),
-            6,
-            "transit/keys/shop-app/config",
-        ),
+        case("Vault killed mid-rewrap", vault(rewrap, 1, Fault::Down), 6, rewrap),
+        case("a rewrap's connection dropped", vault(rewrap, 2, Fault::Drop), 6, rewrap),
+        case("rewrap: fewer results than items", vault(rewrap, 0, answer(200, JSON, no_results)), 6, "0 results for 5 items"),
+        case("key read: a 200 without data", vault("GET /v1/transit/keys/shop-app ", 0, answer(200, JSON, r#"{"data":null}"#)), 6, "unexpected answer from transit/keys/shop-app"),
+        case("Vault killed before the retire", vault("transit/keys/shop-app/config", 0, Fault::Down), 6, "transit/keys/shop-app/config"),
     ];
     for (what, setup) in garbage(rewrap) {
         cases.push(case(
@@ -708,19 +589,10 @@ fn rotate_survives_one_cut_list_and_stops_cleanly_when_the_api_server_keeps_cutt
 
     // The API server keeps cutting: from the rotate list's second page, then from the
     // retire list's first.
+    #[rustfmt::skip]
     let cases = [
-        case(
-            "API server keeps closing the rotate list",
-            Setup::KubeListsAfter(1, Cut::BeforeAnswer),
-            9,
-            "secrets in all namespaces",
-        ),
-        case(
-            "API server keeps cutting the retire list",
-            Setup::KubeListsAfter(3, Cut::MidBody),
-            9,
-            "secrets in all namespaces",
-        ),
+        case("API server keeps closing the rotate list", Setup::KubeListsAfter(1, Cut::BeforeAnswer), 9, "secrets in all namespaces"),
+        case("API server keeps cutting the retire list", Setup::KubeListsAfter(3, Cut::MidBody), 9, "secrets in all namespaces"),
     ];
     let mut found = Vec::new();
     for (i, case) in cases.iter().enumerate() {
