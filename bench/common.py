@@ -16,6 +16,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Build profiles searched by binary(), in order; `run.py --profile` narrows it.
 PROFILES = ["release", "debug"]
+# The token uses each agent's Vault role grants. secret-zero needs one (the decrypt;
+# Vault destroys the token on it, so no revoke request). OpenBao Agent needs two: it
+# looks its token up after the login, and with one use it never renders.
+SZ_TOKEN_USES = 1
+AGENT_TOKEN_USES = 2
 
 
 def binary(name):
@@ -128,7 +133,8 @@ def run_bao_agent(bao, work, vault_addr, auto_auth_method, secret_expr, env):
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file,
                            bao, "agent", "-config", config, "-log-level", "warn"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "HOME": work})
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "HOME": work},
+                          timeout=60)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"bao agent failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")

@@ -31,8 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import startup  # noqa: E402  (the socket client and the jwt pairing)
-from common import (PROFILES, ROOT, bao_binary, binary, peak_rss, percentile, run_bao_agent,  # noqa: E402
-                    start_bao, start_double, stop, summary, vault_call)
+from common import (AGENT_TOKEN_USES, PROFILES, ROOT, SZ_TOKEN_USES, bao_binary, binary,  # noqa: E402
+                    peak_rss, percentile, run_bao_agent, start_bao, start_double, stop, summary,
+                    vault_call)
 
 VENV = os.path.join(HERE, ".venv")
 OLD_TOOL = "dekeyrej-secretmanager==1.1.6"
@@ -161,14 +162,25 @@ path "transit/keys/legacy/rotate" { capabilities = ["update"] }
             v("POST", f"auth/kubernetes/role/{role}", {
                 "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["shop"],
                 "token_policies": [policy], "token_ttl": "60s"})
+        # Each agent on the role it is deployed with: secret-zero's tokens have exactly the
+        # one use it needs (Vault destroys them on the decrypt: no revoke request);
+        # OpenBao Agent needs two (it looks its token up after the login: with one use it
+        # never renders), the least it works with.
+        for role, uses in (("legacy-one-use", SZ_TOKEN_USES), ("legacy-agent", AGENT_TOKEN_USES)):
+            v("POST", f"auth/kubernetes/role/{role}", {
+                "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["shop"],
+                "token_policies": ["legacy-read"], "token_ttl": "10s", "token_num_uses": uses})
         # jwt auth for the fleet
         v("POST", "sys/auth/jwt", {"type": "jwt"})
         v("POST", "auth/jwt/config",
           {"jwt_validation_pubkeys": [info["signing_public_key_pem"]], "bound_issuer": info["issuer"]})
-        v("POST", "auth/jwt/role/shop-app", {
-            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
-            "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
-            "token_ttl": "10s", "token_num_uses": 3})
+        # shop-app-unlimited: the fleet's "before", tokens without a use limit (revoked).
+        for role, uses in (("shop-app", SZ_TOKEN_USES), ("shop-app-agent", AGENT_TOKEN_USES),
+                           ("shop-app-unlimited", 0)):
+            v("POST", f"auth/jwt/role/{role}", {
+                "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+                "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
+                "token_ttl": "10s", "token_num_uses": uses})
         # the start document, in the old tool's layout
         self.document = json.dumps(DOC).encode()
         self.ciphertext = v("POST", "transit/encrypt/legacy", {
@@ -232,7 +244,7 @@ def start_secret_zero(bed, work, exe):
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         ["/usr/bin/time", "-f", "%M", "-o", rss_file, exe, "serve",
-         "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy",
+         "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy-one-use",
          "--token-file", bed.token_file, "--kubeconfig", bed.kubeconfig,
          "--secret", "shop/app-legacy#secrets.json", "--transit-key", "legacy", "--binding", "none",
          "--socket", sock, "--log-level", "warn", "--exit-after-delivery"],
@@ -255,7 +267,7 @@ def start_bao_agent(bed, work):
     method = f'''  method "kubernetes" {{
     mount_path = "auth/kubernetes"
     config = {{
-      role = "legacy"
+      role = "legacy-agent"
       token_path = "{bed.token_file}"
     }}
   }}'''
@@ -349,13 +361,25 @@ def bench_start_jwt(bed, work, exe, runs):
     return res
 
 
+PHASE_MARKS = (  # (log message, the phase that ends with it)
+    ("process hardened", "exec, loader, runtime, arguments, hardening"),
+    ("socket bound", "Vault client built, socket bound"),
+    ("logged in to Vault", "login (jwt; OpenBao checks the signature)"),
+    ("ready: the document is held in memory for one delivery", "decrypt (derived key)"),
+)
+
+
 def bench_phases(bed, work, exe, runs):
-    """Where secret-zero's start time goes (jwt + ciphertext file), from its own debug log:
-    the timestamps of its log lines against the spawn time. Not alternated: a diagnosis."""
+    """Where secret-zero's start time goes (jwt + ciphertext file, one-use token), from
+    its own log: the timestamps of its info lines against the spawn time, and the
+    client's clock at the end. Beside them, the same two requests made bare from this
+    process (no agent): what OpenBao itself takes. Not alternated: a diagnosis."""
+    phases = {name: [] for _, name in PHASE_MARKS}
+    phases["ready → in the client's hands (its next poll, the socket answer)"] = []
+    phases["total"] = []
+    bare = {"bare login request (in process, no agent)": [], "bare decrypt request": []}
     with open(bed.fleet_ct_file) as f:
-        f.read()
-    phases = {k: [] for k in ("exec, runtime start, hardening", "bind the socket", "login (jwt)",
-                              "decrypt", "revoke the token", "ready → in the client's hands", "total")}
+        ciphertext = f.read().strip()
     for _ in range(runs):
         bed.fresh_token()
         sock = os.path.join(work, f"ph-{os.urandom(4).hex()}.sock")
@@ -363,7 +387,7 @@ def bench_phases(bed, work, exe, runs):
         proc = subprocess.Popen(
             [exe, "serve", "--vault-addr", bed.addr, "--auth-method", "jwt", "--role", "shop-app",
              "--token-file", bed.token_file, "--ciphertext-file", bed.fleet_ct_file, "--transit-key", "shop-app",
-             "--binding-context", "shop/app-secrets", "--socket", sock, "--log-level", "debug",
+             "--binding-context", "shop/app-secrets", "--socket", sock, "--log-level", "info",
              "--log-format", "json", "--exit-after-delivery"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV)
         body = None
@@ -373,7 +397,7 @@ def bench_phases(bed, work, exe, runs):
                 time.sleep(0.0005)
         t1 = time.time()
         err = proc.communicate(timeout=10)[1]
-        marks, connects, after_login = {}, 0, False
+        marks = {}
         for line in err.splitlines():
             try:
                 j = json.loads(line)
@@ -381,22 +405,31 @@ def bench_phases(bed, work, exe, runs):
                 continue
             ts = datetime.datetime.fromisoformat(j["timestamp"].rstrip("Z")).replace(
                 tzinfo=datetime.timezone.utc).timestamp()
-            msg = j.get("message", "")
-            if msg in ("process hardened", "socket bound", "logged in to Vault", "Vault token revoked"):
-                marks.setdefault(msg, ts)
-                after_login = after_login or msg == "logged in to Vault"
-            elif after_login and msg.startswith("connecting to"):
-                connects += 1
-                if connects == 2:
-                    marks.setdefault("revoke starts", ts)
-        need = ("process hardened", "socket bound", "logged in to Vault", "revoke starts", "Vault token revoked")
-        if not all(k in marks for k in need):
-            return None  # the log changed shape: skip the diagnosis rather than fail the run
-        m = [t0] + [marks[k] for k in need] + [t1]
-        for (name, vals), a, b in zip(phases.items(), m, m[1:]):
-            vals.append(b - a)
+            marks.setdefault(j.get("message", ""), ts)
+        if not all(msg in marks for msg, _ in PHASE_MARKS):
+            raise SystemExit("bench_phases: the agent's log lacks a phase line: " + err[-2000:])
+        edges = [t0] + [marks[msg] for msg, _ in PHASE_MARKS] + [t1]
+        for name, a, b in zip(phases, edges, edges[1:]):
+            phases[name].append(b - a)
         phases["total"].append(t1 - t0)
-    return phases
+        # The same two requests, bare, on a fresh token.
+        bed.fresh_token()
+        with open(bed.token_file) as f:
+            jwt = f.read().strip()
+        v = http.client.HTTPConnection("127.0.0.1", bed.bao_port, timeout=10)
+        a = time.perf_counter()
+        v.request("POST", "/v1/auth/jwt/login", body=json.dumps({"role": "shop-app", "jwt": jwt}))
+        token = json.loads(v.getresponse().read())["auth"]["client_token"]
+        b = time.perf_counter()
+        v.request("POST", "/v1/transit/decrypt/shop-app",
+                  body=json.dumps({"ciphertext": ciphertext, "context": base64.b64encode(b"shop/app-secrets").decode()}),
+                  headers={"X-Vault-Token": token})
+        assert v.getresponse().status == 200
+        c = time.perf_counter()
+        v.close()
+        bare["bare login request (in process, no agent)"].append(b - a)
+        bare["bare decrypt request"].append(c - b)
+    return {**phases, **bare}
 
 
 # ---------------------------------------------------------------- socket delivery latency
@@ -418,7 +451,7 @@ def bench_delivery(bed, work, exe, count):
     bed.fresh_token()
     sock = os.path.join(work, "deliver.sock")
     proc = subprocess.Popen(
-        [exe, "serve", "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy",
+        [exe, "serve", "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy-one-use",
          "--token-file", bed.token_file, "--kubeconfig", bed.kubeconfig,
          "--secret", "shop/app-legacy#secrets.json", "--transit-key", "legacy", "--binding", "none",
          "--socket", sock, "--log-level", "warn", "--max-deliveries", str(count)],
@@ -541,7 +574,7 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_fleet(bed, work, exe, agents, vault_addr):
+def bench_fleet(bed, work, exe, agents, vault_addr, role="shop-app"):
     """AGENTS `serve` processes at once (a rolling restart of a large Deployment), jwt auth and a
     mounted ciphertext file, each on its own socket. Spawned with posix_spawn (cheap, so the
     spawner is not the bottleneck), stderr to a file each; the clock starts before the first
@@ -560,7 +593,7 @@ def bench_fleet(bed, work, exe, agents, vault_addr):
         for i in range(agents):
             logf = os.path.join(fleet, f"a{i}.log")
             fd = os.open(logf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            argv = [exe, "serve", "--vault-addr", vault_addr, "--auth-method", "jwt", "--role", "shop-app",
+            argv = [exe, "serve", "--vault-addr", vault_addr, "--auth-method", "jwt", "--role", role,
                     "--token-file", bed.token_file, "--ciphertext-file", bed.fleet_ct_file,
                     "--transit-key", "shop-app", "--binding-context", "shop/app-secrets",
                     "--socket", os.path.join(fleet, f"a{i}.sock"), "--log-level", "info", "--log-format", "json"]
@@ -604,7 +637,6 @@ def bench_fleet(bed, work, exe, agents, vault_addr):
         for i in range(0, agents, max(1, agents // 5)):
             body = startup.ask(os.path.join(fleet, f"a{i}.sock"))
             assert body is not None and json.loads(body) == DOC
-        cpu["bao"] = proc_cpu(bed.bao_proc.pid) - bao_cpu0
         return (t0, sorted(r - t0 for r in ready), spawned_at, sorted(r - f for r, f in zip(ready, first)), cpu)
     finally:
         os.close(devnull)
@@ -621,6 +653,48 @@ def bench_fleet(bed, work, exe, agents, vault_addr):
                     cpu["agents"] += ru.ru_utime + ru.ru_stime
                 except ChildProcessError:
                     pass
+        # After every agent has exited: a revoke still running at `ready` is counted.
+        cpu["bao"] = proc_cpu(bed.bao_proc.pid) - bao_cpu0
+
+
+def run_fleet(bed, work, exe, agents, role):
+    """The fleet twice on `role`: direct to OpenBao (times, CPU), then through the counting
+    proxy (requests, request rate)."""
+    fleet = {"agents": agents}
+    for where in ("direct", "proxy"):
+        proxy = CountingProxy(bed.bao_port) if where == "proxy" else None
+        try:
+            _, ready, spawned, own, cpu = bench_fleet(bed, work, exe, agents, proxy.addr if proxy else bed.addr, role)
+            stamps = sorted(proxy.stamps) if proxy else []
+        finally:
+            if proxy:
+                proxy.close()
+        fleet[where] = {"all": ready[-1], "median": statistics.median(ready), "spawned": spawned,
+                        "own_median": statistics.median(own), "own_max": max(own),
+                        "agent_cpu_ms": cpu["agents"] / agents * 1000,
+                        "bao_cpu_ms": cpu["bao"] / agents * 1000}
+    fleet["requests"] = len(stamps)
+    s0 = stamps[0]
+    buckets = {}
+    for st in stamps:
+        buckets[int((st - s0) * 10)] = buckets.get(int((st - s0) * 10), 0) + 1
+    fleet["peak_100ms"] = max(buckets.values()) * 10
+    j, best = 0, 0
+    for i, st in enumerate(stamps):
+        while stamps[j] < st - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    fleet["peak_1s"] = best
+    return fleet
+
+
+def bench_rotate_scale(exe, secrets):
+    """bench/rotate_scale.py in its own process (its own bed): its JSON line."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "rotate_scale.py"), "--secrets", str(secrets),
+                          "--secret-zero", exe], capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"rotate_scale.py failed ({out.returncode}): {out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- machine, versions, report
@@ -666,7 +740,8 @@ def met(ok):
     return "**met**" if ok else "**not met**"
 
 
-def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fleet, sizes, exe, start_jwt, phases):
+def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fleet, sizes, exe, start_jwt, phases,
+           scale):
     L = []
     w = L.append
     w("# BENCHMARKS")
@@ -695,7 +770,10 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("")
     w("Same Secret (`shop/app-legacy`, data `secrets.json`, the old tool's layout — the only one it reads), "
       "same non-derived Transit key, same auth (kubernetes auth: OpenBao sends a TokenReview to the API double). "
-      "The clock starts before the process is spawned and stops when the document is in the client's hands:")
+      "The clock starts before the process is spawned and stops when the document is in the client's hands. "
+      "Each agent uses the Vault role it is deployed with: secret-zero's grants one-use tokens "
+      f"(`token_num_uses={SZ_TOKEN_USES}`: login + decrypt, Vault destroys the token on its use), OpenBao "
+      f"Agent's {AGENT_TOKEN_USES} (the least it works with: it looks its token up after the login):")
     w("")
     w("- **secret-zero**: `serve --secret shop/app-legacy#secrets.json --auth-method kubernetes "
       "--exit-after-delivery`; a client asks on the socket until the 200 (reads the Secret through the double).")
@@ -727,7 +805,7 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("")
     w("bench/startup.py's pairing on the same bed: jwt auth (OpenBao checks the token's signature itself, no "
       "TokenReview), an identity-bound ciphertext (derived key, context `shop/app-secrets`) read from a file; "
-      "both contenders make exactly login + decrypt (+ secret-zero's revoke).")
+      "secret-zero makes login + decrypt, OpenBao Agent login + token lookup + decrypt.")
     w("")
     w("| contender | median ms | min ms | max ms | peak RSS MiB (median) |")
     w("|---|---|---|---|---|")
@@ -744,9 +822,10 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     if phases:
         w("### Where secret-zero's start time goes (jwt + ciphertext file)")
         w("")
-        w(f"Medians of {len(phases['total'])} runs, from the agent's own debug log (timestamps of its log lines "
-          "against the spawn; the decrypt ends where the revoke's connection opens). A diagnosis, not a contest: "
-          "debug logging costs a little.")
+        w(f"Medians of {len(phases['total'])} runs: the timestamps of the agent's own info log lines against the "
+          "spawn and the client's clock (so each phase is the time up to its line), then the same login and "
+          "decrypt sent bare from the benchmark's process, to show what OpenBao itself takes. A diagnosis, not "
+          "a contest: logging costs a little.")
         w("")
         w("| phase | median ms |")
         w("|---|---|")
@@ -760,7 +839,7 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w("")
     w("One agent (kubernetes auth, Secret read through the double); the client times each `GET /v1/secret` once "
       "the agent is ready. The first delivery is the copy decrypted at start; every later one is a fresh "
-      "Kubernetes GET + login + decrypt + revoke made while the client waits.")
+      "Kubernetes GET + login + decrypt (a one-use token: no revoke) made while the client waits.")
     w("")
     w("| deliveries | p50 ms | p99 ms | min ms | max ms |")
     w("|---|---|---|---|---|")
@@ -834,13 +913,38 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     w(f"| peak OpenBao request rate, req/s (busiest 100 ms ×10; busiest 1 s) | — | {f['peak_100ms']} ; {f['peak_1s']} |")
     w(f"| OpenBao request rate over the whole start-up, req/s | — | {f['requests'] / f['proxy']['all']:.0f} |")
     w("")
+    b = f["before"]
+    w("Before and after the one-use token, same run, same agents: the role's `token_num_uses` is the only "
+      "difference. Without a use limit the agent must revoke its token (login, decrypt, revoke); with "
+      "`token_num_uses=1` Vault destroys it on the decrypt and the agent makes no third request.")
+    w("")
+    w("| per pod start | before: no use limit (revoked) | after: `token_num_uses=1` |")
+    w("|---|---|---|")
+    w(f"| Vault requests (counted by the proxy) | {b['requests'] / b['agents']:.1f} | {f['requests'] / f['agents']:.1f} |")
+    w(f"| OpenBao CPU, ms (direct) | {b['direct']['bao_cpu_ms']:.1f} | {f['direct']['bao_cpu_ms']:.1f} |")
+    w(f"| time until all {f['agents']} ready, s (direct) | {b['direct']['all']:.2f} | {f['direct']['all']:.2f} |")
+    w("")
     w(f"Pods one OpenBao started per second here: {f['agents'] / f['direct']['all']:.0f} (all {f['agents']} "
       f"in {f['direct']['all']:.2f} s). On this machine the {f['agents']} agents, the spawner and OpenBao share "
       f"{m['nproc']} CPUs, so the agents' own start-up CPU ({f['direct']['agent_cpu_ms']:.0f} ms each) is what "
       f"bounds that figure. The OpenBao side: {f['direct']['bao_cpu_ms']:.1f} ms of OpenBao CPU per agent "
-      f"(login, decrypt, revoke) — about **{1000 / max(f['direct']['bao_cpu_ms'], 0.001):.0f} pod starts per "
+      f"(login and decrypt) — about **{1000 / max(f['direct']['bao_cpu_ms'], 0.001):.0f} pod starts per "
       "second per OpenBao CPU core**, when the pods run elsewhere (as they do in a cluster).")
     w("")
+
+    if scale:
+        w(f"## Rotate at cluster scale: {scale['secrets']:,} Secrets")
+        w("")
+        w("`bench/rotate_scale.py` (its own bed): one namespace of the API double seeded with "
+          f"{scale['secrets']:,} labelled Secrets sharing one unbound ciphertext, then one `rotate` (rotate the key, "
+          f"list {scale['page_size']} a page, rewrap {scale['batch_size']} per request, write each back with its "
+          "resourceVersion). Peak RSS is the rotator's own high-water mark (VmHWM, in its report).")
+        w("")
+        w("| Secrets | wall s | peak RSS MiB | Vault requests (rewraps) | Kubernetes requests | list pages |")
+        w("|---|---|---|---|---|---|")
+        w(f"| {scale['secrets']:,} | {scale['wall_s']:.1f} | {scale['peak_rss_mib']:.1f} | "
+          f"{scale['vault_requests']} ({scale['rewrap_requests']}) | {scale['kube_requests']} | {scale['list_pages']} |")
+        w("")
 
     # targets
     w("## Targets")
@@ -848,14 +952,22 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
     rot_1000 = [r for n, r in ratios if n == max(ns)]
     w("| target | measured | |")
     w("|---|---|---|")
-    w(f"| start ≥ 8× faster than OpenBao Agent (kubernetes auth, Secret) | {bao_t / sz_t:.1f}× | {met(bao_t / sz_t >= 8)} |")
-    w(f"| start ≥ 8× faster than OpenBao Agent (jwt, ciphertext file) | {j_bao / j_sz:.1f}× | {met(j_bao / j_sz >= 8)} |")
-    w(f"| start ≥ 20× faster than the Python tool | {py_t / sz_t:.1f}× | {met(py_t / sz_t >= 20)} |")
-    w(f"| peak RSS ≤ 1/8 of OpenBao Agent's (kubernetes auth, Secret) | 1/{bao_rss / sz_rss:.1f} | "
-      f"{met(bao_rss / sz_rss >= 8)} |")
     j_sz_rss, j_bao_rss = (statistics.median(start_jwt[n][1]) for n in ("secret-zero", "OpenBao Agent"))
-    w(f"| peak RSS ≤ 1/8 of OpenBao Agent's (jwt, ciphertext file) | 1/{j_bao_rss / j_sz_rss:.1f} | "
-      f"{met(j_bao_rss / j_sz_rss >= 8)} |")
+    mib = 2 ** 20
+    binary_mb = os.path.getsize(exe) / 1e6
+    w(f"| start ≥ 12× faster than OpenBao Agent (kubernetes auth, Secret) | {bao_t / sz_t:.1f}× | "
+      f"{met(bao_t / sz_t >= 12)} |")
+    w(f"| start ≥ 12× faster than OpenBao Agent (jwt, ciphertext file) | {j_bao / j_sz:.1f}× | {met(j_bao / j_sz >= 12)} |")
+    w(f"| start ≥ 20× faster than the Python tool | {py_t / sz_t:.1f}× | {met(py_t / sz_t >= 20)} |")
+    w(f"| peak RSS ≤ 8 MiB (kubernetes auth, Secret) | {sz_rss / mib:.1f} MiB | {met(sz_rss <= 8 * mib)} |")
+    w(f"| peak RSS ≤ 6 MiB (jwt, ciphertext file) | {j_sz_rss / mib:.1f} MiB | {met(j_sz_rss <= 6 * mib)} |")
+    w(f"| binary ≤ 8 MB | {binary_mb:.1f} MB | {met(binary_mb <= 8)} |")
+    w(f"| Vault requests per pod start: 2 | {fleet['requests'] / fleet['agents']:.1f} | "
+      f"{met(fleet['requests'] == 2 * fleet['agents'])} |")
+    if scale:
+        w(f"| rotate {scale['secrets']:,} Secrets in ≤ 60 s | {scale['wall_s']:.1f} s | {met(scale['wall_s'] <= 60)} |")
+        w(f"| rotate {scale['secrets']:,} Secrets in ≤ 64 MiB | {scale['peak_rss_mib']:.1f} MiB | "
+          f"{met(scale['peak_rss_mib'] <= 64)} |")
     if rot_1000:
         w(f"| rotate {max(ns)} Secrets ≥ 20× faster than the Python flow | {rot_1000[0]:.0f}× | "
           f"{met(rot_1000[0] >= 20)} |")
@@ -863,8 +975,8 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
         w(f"| rotate cost linear in N | per-Secret cost ×{lin:.2f} from N={ns[-2]} to N={ns[-1]} | "
           f"{met(lin <= 1.5)} (at most linear) |")
     w("")
-    w("Notes on what is not met, with the measurement that shows why: see the closing note in "
-      "[docs/bench.md](docs/bench.md).")
+    w("Notes on what is not met, with the measurement that shows why: see "
+      "[Reading the targets](docs/benchmarks.md#reading-the-targets) in docs/benchmarks.md.")
     w("")
     return "\n".join(L)
 
@@ -877,6 +989,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--deliveries", type=int, default=101)
     ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--scale", type=int, default=100_000,
+                    help="Secrets in the rotate-at-scale run (bench/rotate_scale.py); 0 skips it")
     ap.add_argument("--smoke", action="store_true", help="1 repetition, N=5,10, 10 agents; output to a temp file")
     ap.add_argument("--output", default=None, help="default BENCHMARKS.md at the repo root (smoke: a temp file)")
     ap.add_argument("--secret-zero", default=None)
@@ -887,6 +1001,7 @@ def main():
         PROFILES[:] = [args.profile]
     if args.smoke:
         args.runs, args.rotate_runs, args.sizes, args.deliveries, args.agents = 1, 1, "5,10", 3, 10
+        args.scale = min(args.scale, 1000)
     output = args.output or (os.path.join(tempfile.mkdtemp(prefix="sz-bench-smoke-"), "BENCHMARKS.md")
                              if args.smoke else os.path.join(ROOT, "BENCHMARKS.md"))
     exe = args.secret_zero or binary("secret-zero")
@@ -897,6 +1012,7 @@ def main():
     m = machine()
     work = tempfile.mkdtemp(prefix="sz-bench-")
     bed = Bed(work)
+    scale = None
     try:
         ver = versions(bed, py)
         log(f"start -> plaintext, {args.runs} runs")
@@ -909,34 +1025,12 @@ def main():
         log(f"rotation N={sizes_n}, {args.rotate_runs} runs")
         rot = bench_rotate(bed, work, exe, py, sizes_n, args.rotate_runs, args.batch_size)
         log(f"fleet of {args.agents}")
-        fleet = {"agents": args.agents}
-        _, ready, spawned, own, cpu = bench_fleet(bed, work, exe, args.agents, bed.addr)
-        fleet["direct"] = {"all": ready[-1], "median": statistics.median(ready), "spawned": spawned,
-                           "own_median": statistics.median(own), "own_max": max(own),
-                           "agent_cpu_ms": cpu["agents"] / args.agents * 1000,
-                           "bao_cpu_ms": cpu["bao"] / args.agents * 1000}
-        proxy = CountingProxy(bed.bao_port)
-        try:
-            _, ready, spawned, own, cpu = bench_fleet(bed, work, exe, args.agents, proxy.addr)
-            stamps = sorted(proxy.stamps)
-        finally:
-            proxy.close()
-        fleet["proxy"] = {"all": ready[-1], "median": statistics.median(ready), "spawned": spawned,
-                          "own_median": statistics.median(own), "own_max": max(own),
-                          "agent_cpu_ms": cpu["agents"] / args.agents * 1000,
-                          "bao_cpu_ms": cpu["bao"] / args.agents * 1000}
-        fleet["requests"] = len(stamps)
-        s0 = stamps[0]
-        buckets = {}
-        for s in stamps:
-            buckets[int((s - s0) * 10)] = buckets.get(int((s - s0) * 10), 0) + 1
-        fleet["peak_100ms"] = max(buckets.values()) * 10
-        j, best = 0, 0
-        for i, s in enumerate(stamps):
-            while stamps[j] < s - 1.0:
-                j += 1
-            best = max(best, i - j + 1)
-        fleet["peak_1s"] = best
+        fleet = run_fleet(bed, work, exe, args.agents, "shop-app")
+        log(f"fleet of {args.agents}, tokens without a use limit (the revoke: before)")
+        fleet["before"] = run_fleet(bed, work, exe, args.agents, "shop-app-unlimited")
+        if args.scale:
+            log(f"rotate at scale, {args.scale} Secrets")
+            scale = bench_rotate_scale(exe, args.scale)
     finally:
         bed.close()
     site = os.path.join(VENV, "lib", f"python{'.'.join(platform.python_version_tuple()[:2])}", "site-packages")
@@ -944,7 +1038,8 @@ def main():
     sizes = {"secret-zero": f"{os.path.getsize(exe) / 1e6:.1f} MB binary",
              "OpenBao Agent": f"{os.path.getsize(bed.bao) / 1e6:.1f} MB binary",
              "Python tool": f"{dir_size(site) / 1e6:.1f} MB site-packages (+ the Python interpreter)"}
-    text = report(args, m, ver, load_start, loadavg(), started, start, delivery, rot, fleet, sizes, exe, start_jwt, phases)
+    text = report(args, m, ver, load_start, loadavg(), started, start, delivery, rot, fleet, sizes, exe, start_jwt, phases,
+                  scale)
     with open(output, "w") as f:
         f.write(text)
     shutil.rmtree(work, ignore_errors=True)

@@ -31,8 +31,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (ROOT, bao_binary, peak_rss, start_bao, start_double, stop,  # noqa: E402
-                    summary, vault_call)
+from common import (AGENT_TOKEN_USES, ROOT, SZ_TOKEN_USES, bao_binary, peak_rss,  # noqa: E402
+                    start_bao, start_double, stop, summary, vault_call)
 from common import run_bao_agent as common_run_bao_agent  # noqa: E402
 
 
@@ -56,11 +56,13 @@ class Bed:
         self.api("POST", "sys/auth/jwt", {"type": "jwt"})
         self.api("POST", "auth/jwt/config",
                  {"jwt_validation_pubkeys": [self.pubkey], "bound_issuer": self.issuer})
-        self.api("POST", "auth/jwt/role/shop-app", {
-            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
-            "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
-            "token_ttl": "10s", "token_num_uses": 3,
-        })
+        # Each agent on the role it is deployed with (common.py says why they differ).
+        for role, uses in (("shop-app", SZ_TOKEN_USES), ("shop-app-agent", AGENT_TOKEN_USES)):
+            self.api("POST", f"auth/jwt/role/{role}", {
+                "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+                "bound_subject": "system:serviceaccount:shop:app", "token_policies": ["app"],
+                "token_ttl": "10s", "token_num_uses": uses,
+            })
         self.document = json.dumps({"db_password": "bench-" + os.urandom(8).hex(), "api_key": "k"}).encode()
         self.context = base64.b64encode(b"shop/app-secrets").decode()
         out = self.api("POST", "transit/encrypt/shop-app",
@@ -147,7 +149,7 @@ def run_bao_agent(bed, work):
     mount_path = "auth/jwt"
     config = {{
       path = "{bed.token_file}"
-      role = "shop-app"
+      role = "shop-app-agent"
       remove_jwt_after_reading = false
     }}
   }}'''

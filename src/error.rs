@@ -5,7 +5,7 @@
 //!
 //! Every failure ends as one line: what failed, against which endpoint or object, and
 //! what to do about it. Exit codes are a contract for scripts and kubelet; they are
-//! documented in the README and `--help`.
+//! documented in docs/exit-codes.md and `--help`.
 
 use crate::agent::AgentError;
 use crate::audit::AuditError;

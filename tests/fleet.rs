@@ -234,3 +234,125 @@ fn ready_comes_before_the_revoke_and_the_first_delivery_after_it() {
     assert!(revoked < served, "delivered before the revoke:\n{log}");
     assert!(!token_alive(&bed, &log));
 }
+
+/// The bed of `one_pod_start` with a one-use role, the Secret in place, and nothing
+/// started: for the tests that put their own Vault in front of the agent.
+fn bed_with_secret() -> (Bed, Vec<u8>) {
+    let bed = Bed::new();
+    wiring::kubernetes_role_with(&bed.bao, "shop-app", "shop", "app", &["app"], "10s", 1);
+    let doc = doc_with(&sentinel());
+    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
+    bed.put_sealed("shop", "app-secrets", &ct, "identity");
+    (bed, doc)
+}
+
+/// OpenBao's rate-limit quota without `enable_rate_limit_response_headers` answers 429
+/// with no `Retry-After`: the agents retry on their own backoff and all deliver.
+#[test]
+fn vault_429_without_retry_after_is_retried_on_the_backoff() {
+    let (bed, doc) = bed_with_secret();
+    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    bed.bao.write(
+        "sys/quotas/rate-limit/no-headers",
+        json!({"rate": 4.0, "interval": "1s"}),
+    );
+    let agents: Vec<Agent> = (0..8)
+        .map(|_| {
+            bed.serve(
+                &bed.socket(),
+                &[
+                    "--secret",
+                    "shop/app-secrets",
+                    "--vault-addr",
+                    &proxy.url(),
+                    "--retry-timeout",
+                    "60s",
+                ],
+            )
+        })
+        .collect();
+    for agent in &agents {
+        let delivered = Poll::within(Duration::from_secs(60))
+            .every(Duration::from_millis(100))
+            .eventually(
+                || {
+                    let run = agent.get(&[]);
+                    run.success().then_some(run.bytes)
+                },
+                || format!("an agent did not deliver:\n{}", agent.log()),
+            );
+        assert_eq!(json_of(&delivered), json_of(&doc));
+    }
+    let logs: String = agents.iter().map(Agent::log).collect();
+    assert!(proxy.too_many() > 0, "the quota refused nothing:\n{logs}");
+    assert!(logs.contains("transient failure, retrying"), "{logs}");
+    assert!(
+        !logs.contains("retry_after_s=0") && !logs.contains("retry_after_s=1"),
+        "a Retry-After was seen where OpenBao sends none:\n{logs}"
+    );
+}
+
+/// A `Retry-After` that is not a number of seconds (here `soon`) is ignored: the agent
+/// retries on its backoff and delivers once Vault lets it through.
+#[test]
+fn a_malformed_retry_after_falls_back_to_the_backoff() {
+    let (bed, doc) = bed_with_secret();
+    let proxy = CountingProxy::refusing(
+        bed.bao.addr().trim_start_matches("http://"),
+        3,
+        Some("soon"),
+    );
+    let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--vault-addr", &proxy.url()]);
+    let delivered = agent.get_ok(&[]).bytes;
+    assert_eq!(json_of(&delivered), json_of(&doc));
+    let log = agent.log();
+    assert_eq!(proxy.too_many(), 3, "{log}");
+    assert_eq!(
+        proxy.requests(),
+        5,
+        "3 refused, then login and decrypt:\n{log}"
+    );
+    assert_eq!(
+        log.matches("transient failure, retrying").count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        !log.contains("retry_after_s=") || log.contains("retry_after_s=None"),
+        "{log}"
+    );
+}
+
+/// A `Retry-After` longer than the time left before `--retry-timeout` is not slept
+/// through: the agent gives up at once with the retry exit code and one line, and has
+/// made no other request.
+#[test]
+fn a_retry_after_beyond_the_retry_timeout_ends_the_retries_at_once() {
+    let (bed, _) = bed_with_secret();
+    let proxy = CountingProxy::refusing(
+        bed.bao.addr().trim_start_matches("http://"),
+        100,
+        Some("3600"),
+    );
+    let started = std::time::Instant::now();
+    let mut agent = bed.serve(
+        &bed.socket(),
+        &[
+            "--secret",
+            "shop/app-secrets",
+            "--vault-addr",
+            &proxy.url(),
+            "--retry-timeout",
+            "60s",
+        ],
+    );
+    let (code, log) = agent.wait_exit();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the agent waited for a Retry-After past its deadline:\n{log}"
+    );
+    assert_eq!(code, 6, "Vault unavailable:\n{log}");
+    assert_eq!(proxy.requests(), 1, "one refused login, no retry:\n{log}");
+    let last = log.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("429"), "{last}");
+}

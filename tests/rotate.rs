@@ -834,7 +834,8 @@ fn the_api_server_answering_429_mid_listing_is_retried_after_retry_after() {
     let rig = Rig::new();
     let all = seal_two_namespaces(&rig, 10);
     let double = &rig.bed.double;
-    // The third page is refused once with Retry-After: 1.
+    // The third page is refused once, as API Priority and Fairness refuses: a
+    // plain-text 429 with the wait only in its `Retry-After: 1` header.
     double.throttle_lists_after(2, 1, 1);
     let mark = rig.request_mark();
     let run = rig.rotate(&["--transit-key", KEY, "-A", "--page-size", "7"]);

@@ -1,6 +1,6 @@
 //! Documented process exit codes: a contract for scripts and kubelet, shared by the
 //! secret-zero binary and applications that want to exit the way `secret-zero get`
-//! does. They are listed in the secret-zero README and `--help`.
+//! does. They are listed in docs/exit-codes.md and `--help`.
 
 /// Success.
 pub const OK: i32 = 0;

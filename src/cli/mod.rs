@@ -48,7 +48,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Exit codes, shown under `--help` and documented in the README.
+/// Exit codes, shown under `--help` and documented in docs/exit-codes.md.
 pub const EXIT_CODES: &str = "\
 Exit codes:
    0  success

@@ -30,7 +30,8 @@ pub enum KubeError {
     Transient {
         object: String,
         detail: String,
-        /// The API server's `retryAfterSeconds` (API Priority and Fairness sends it).
+        /// How long the API server asked us to wait: its `Retry-After` header (API
+        /// Priority and Fairness sends it) or a `Status`'s `retryAfterSeconds`.
         retry_after: Option<std::time::Duration>,
     },
 
@@ -88,6 +89,14 @@ impl KubeError {
                 retry_after: None,
             },
         }
+    }
+
+    /// A `Retry-After` header, when the answer had one, wins over what its body said.
+    pub(crate) fn with_retry_after(mut self, header: Option<std::time::Duration>) -> KubeError {
+        if let (KubeError::Transient { retry_after, .. }, Some(wait)) = (&mut self, header) {
+            *retry_after = Some(wait);
+        }
+        self
     }
 
     pub fn is_transient(&self) -> bool {

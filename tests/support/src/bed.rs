@@ -127,8 +127,12 @@ impl Bed {
     /// A projected-token file for `ns/sa` with this audience and lifetime, at
     /// `token-NS-SA-AUDIENCE-SECS` in the bed's directory.
     pub fn token_file(&self, ns: &str, sa: &str, audience: &str, secs: i64) -> PathBuf {
+        // Written aside and renamed into place, as kubelet's atomic writer does: an
+        // agent started a moment ago may be reading the old one.
         let path = self.path(&format!("token-{ns}-{sa}-{audience}-{secs}"));
-        std::fs::write(&path, self.double.issue_token(ns, sa, &[audience], secs)).unwrap();
+        let aside = self.path(&format!(".token-{}", fastrand::u64(..)));
+        std::fs::write(&aside, self.double.issue_token(ns, sa, &[audience], secs)).unwrap();
+        std::fs::rename(&aside, &path).unwrap();
         path
     }
 

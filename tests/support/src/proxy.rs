@@ -57,6 +57,62 @@ impl CountingProxy {
         }
     }
 
+    /// Like [`start`](Self::start), but the first `refusals` connections are answered
+    /// by the proxy itself, without reaching `upstream`: `429 Too Many Requests` with
+    /// `Retry-After: <retry_after>` (any text, well-formed or not; `None` leaves the
+    /// header out), then closed. For the answers a healthy OpenBao never gives.
+    pub fn refusing(upstream: &str, refusals: usize, retry_after: Option<&str>) -> CountingProxy {
+        let header = retry_after
+            .map(|v| format!("Retry-After: {v}\r\n"))
+            .unwrap_or_default();
+        let body = r#"{"errors":["rate limit quota exceeded"]}"#;
+        let answer = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener
+            .local_addr()
+            .expect("the proxy's address")
+            .to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let too_many = Arc::new(AtomicUsize::new(0));
+        let upstream = upstream.to_string();
+        let (counter, refused) = (requests.clone(), too_many.clone());
+        std::thread::spawn(move || {
+            for mut client in listener.incoming().flatten() {
+                if refused.load(Ordering::SeqCst) < refusals {
+                    // Read the request head, count it, refuse it.
+                    let mut buf = [0u8; 16 * 1024];
+                    let _ = client.read(&mut buf);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    let _ = client.write_all(answer.as_bytes());
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (counter, refused, client2, server2) = (
+                    counter.clone(),
+                    refused.clone(),
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r", None));
+                std::thread::spawn(move || {
+                    pipe(server2, client2, &refused, b"HTTP/1.1 429 ", None)
+                });
+            }
+        });
+        CountingProxy {
+            addr,
+            requests,
+            too_many,
+        }
+    }
+
     /// `http://127.0.0.1:PORT`, to give the agent as its Vault address.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

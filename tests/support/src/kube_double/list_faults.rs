@@ -52,19 +52,10 @@ pub(crate) fn before(cluster: &mut Cluster, req: &ApiRequest) -> Option<ApiRespo
         cluster.list_faults.throttled -= 1;
         cluster.list_faults.refused += 1;
         let secs = cluster.list_faults.retry_after_secs;
-        let mut answer = ApiResponse::json(
-            429,
-            &json!({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": "Too many requests, please try again later.",
-                "reason": "TooManyRequests",
-                "details": { "retryAfterSeconds": secs },
-                "code": 429,
-            }),
-        );
+        // What API Priority and Fairness really answers (the apiserver's
+        // `tooManyRequests` filter): Go's `http.Error`, plain text, with the wait in a
+        // `Retry-After` header and not in a `Status` body.
+        let mut answer = ApiResponse::text(429, "Too many requests, please try again later.\n");
         answer.retry_after = Some(secs);
         return Some(answer);
     }

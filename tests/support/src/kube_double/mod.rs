@@ -191,7 +191,11 @@ impl KubeDouble {
     /// Writes a kubeconfig (cluster with inline CA, token user, context, current-context).
     pub fn write_kubeconfig(&self, path: &Path, token: &str) {
         let text = kubeconfig::render(&self.url(), &self.ca_pem, token);
-        std::fs::write(path, text)
+        // Aside, then renamed into place: a client started a moment ago may be
+        // reading the previous one.
+        let aside = path.with_extension(format!("tmp-{}", fastrand::u64(..)));
+        std::fs::write(&aside, text)
+            .and_then(|()| std::fs::rename(&aside, path))
             .unwrap_or_else(|e| panic!("kube double: write kubeconfig {}: {e}", path.display()));
     }
 
