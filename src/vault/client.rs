@@ -234,8 +234,33 @@ impl Client {
 pub(crate) fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, VaultError> {
     serde_json::from_slice(body).map_err(|e| VaultError::BadResponse {
         path: path.to_string(),
-        detail: format!("body is not the expected JSON ({e})"),
+        detail: shape_error(&e, body.len()),
     })
+}
+
+/// What is wrong with a body, and where, without what it holds: serde's own messages
+/// quote the values they meet ("invalid type: string \"...\""), and a misshapen answer
+/// may carry a plaintext or a token. Only a missing field, which names one of ours, is
+/// passed on.
+fn shape_error(error: &serde_json::Error, len: usize) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Eof if len == 0 => return "the body is empty".to_string(),
+        Category::Eof => "the body ends early".to_string(),
+        Category::Syntax => "the body is not JSON".to_string(),
+        Category::Io => "the body cannot be read".to_string(),
+        Category::Data => {
+            let message = error.to_string();
+            match message.find("missing field `") {
+                Some(at) => {
+                    let field = message[at..].split('`').nth(1).unwrap_or("");
+                    format!("the body lacks the field `{field}`")
+                }
+                None => "the body is JSON of another shape than expected".to_string(),
+            }
+        }
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
 /// Map a non-2xx answer and Vault's `{"errors": [...]}` body to a typed error.
@@ -345,4 +370,50 @@ fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Vaul
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Answer {
+        data: Plain,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Plain {
+        plaintext: String,
+    }
+
+    #[test]
+    fn a_misshapen_body_is_described_without_its_values() {
+        let detail = |body: &str| match parse::<Answer>("transit/decrypt/k", body.as_bytes()) {
+            Err(VaultError::BadResponse { detail, .. }) => detail,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(detail(""), "the body is empty");
+        assert!(detail("<html>sentinel</html>").starts_with("the body is not JSON"));
+        assert!(detail(r#"{"data":{"plaintext":"#).starts_with("the body ends early"));
+        assert!(
+            detail(r#"{"request_id":"sentinel"}"#).starts_with("the body lacks the field `data`")
+        );
+        for body in [
+            r#"{"data":"sentinel"}"#,
+            r#"{"data":{"plaintext":["sentinel"]}}"#,
+            r#"{"data":{"plaintext":4242}}"#,
+        ] {
+            let detail = detail(body);
+            assert!(
+                detail.starts_with("the body is JSON of another shape"),
+                "{detail}"
+            );
+            assert!(
+                !detail.contains("sentinel") && !detail.contains("4242"),
+                "{detail}"
+            );
+        }
+    }
 }

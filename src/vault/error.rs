@@ -156,6 +156,9 @@ impl VaultError {
                 "check VAULT_ADDR and that Vault is running and reachable".into()
             }
             VaultError::Credentials(e) => e.hint.clone(),
+            VaultError::BadResponse { .. } => {
+                "Vault answered with a body that is not Vault's: check that VAULT_ADDR points at Vault itself, not at a proxy or another service".into()
+            }
             VaultError::Tls { .. } => {
                 "check that VAULT_CACERT (--vault-cacert) holds the CA that signed Vault's certificate".into()
             }

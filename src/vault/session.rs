@@ -3,8 +3,11 @@
 //! per run. A token we logged in for is ours to revoke; an operator's is left alone.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
+// tokio's clock, as the retry loop's.
+use tokio::time::Instant;
 
 use super::auth::AuthMethod;
 use super::client::Client;
@@ -31,6 +34,11 @@ pub struct Session {
     accessor: Option<String>,
     /// The uses the login granted (0: unlimited), as Vault said in its answer.
     num_uses: u64,
+    /// How long the revoke keeps trying through transient faults: the login's pacing,
+    /// and never past `expires`.
+    backoff: Backoff,
+    /// When the token dies by itself (its TTL, counted from the login's answer).
+    expires: Option<Instant>,
 }
 
 impl Session {
@@ -54,11 +62,15 @@ impl Session {
             num_uses = login.num_uses,
             "logged in to Vault"
         );
+        let expires = (login.lease_duration > 0)
+            .then(|| Instant::now() + Duration::from_secs(login.lease_duration));
         Ok(Session {
             vault: vault.clone(),
             token: login.token,
             accessor: Some(login.accessor),
             num_uses: login.num_uses,
+            backoff,
+            expires,
         })
     }
 
@@ -69,6 +81,8 @@ impl Session {
             token,
             accessor: None,
             num_uses: 0,
+            backoff: Backoff::default(),
+            expires: None,
         }
     }
 
@@ -80,8 +94,10 @@ impl Session {
         &self.token
     }
 
-    /// Revoke the token if this session logged in. A failure is logged, not returned:
-    /// the token then expires with its short TTL, and the work it did stands.
+    /// Revoke the token if this session logged in. Transient faults (Vault restarting,
+    /// unreachable for a moment) are retried for as long as the login was, but not past
+    /// the token's TTL; a failure after that is logged, not returned: the token then
+    /// expires with its short TTL, and the work it did stands.
     pub async fn close(self) {
         self.close_after(0).await;
     }
@@ -102,7 +118,23 @@ impl Session {
             );
             return;
         }
-        match self.vault.revoke_self(&self.token).await {
+        // Retrying past the token's own end would be for nothing: Vault revokes it then.
+        let left = self
+            .expires
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            tracing::info!(%accessor, "Vault token expired by itself: no revoke needed");
+            return;
+        }
+        let backoff = Backoff {
+            timeout: left.map_or(self.backoff.timeout, |l| l.min(self.backoff.timeout)),
+            ..self.backoff
+        };
+        let revoked = retry("vault revoke", backoff, || {
+            self.vault.revoke_self(&self.token)
+        })
+        .await;
+        match revoked {
             Ok(()) => tracing::info!(%accessor, "Vault token revoked"),
             Err(e) => tracing::warn!(
                 %accessor,

@@ -83,6 +83,19 @@ pub(crate) struct ApiResponse {
     pub body: Vec<u8>,
     /// A `Retry-After` header (seconds).
     pub retry_after: Option<u32>,
+    /// Close the connection instead of answering in full (a test's fault knob).
+    pub cut: Option<Cut>,
+}
+
+/// How an answer is cut short, as when an API server (or a load balancer in front of
+/// it) dies or drops the connection in the middle of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The connection is closed before any byte of the answer.
+    BeforeAnswer,
+    /// The status line, the headers (with the full `Content-Length`) and half the
+    /// body are sent, then the connection is closed.
+    MidBody,
 }
 
 impl ApiResponse {
@@ -92,6 +105,7 @@ impl ApiResponse {
             content_type: "application/json",
             body: serde_json::to_vec(value).expect("JSON"),
             retry_after: None,
+            cut: None,
         }
     }
 
@@ -102,6 +116,7 @@ impl ApiResponse {
             content_type: "text/plain; charset=utf-8",
             body: text.as_bytes().to_vec(),
             retry_after: None,
+            cut: None,
         }
     }
 }

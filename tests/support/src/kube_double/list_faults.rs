@@ -1,10 +1,12 @@
 //! Faults of the list verb that a real API server produces under load or after an
 //! etcd compaction, switched on by tests: continue tokens that have expired (410
-//! `Expired`) and API Priority and Fairness throttling (429 with `Retry-After`).
+//! `Expired`) and API Priority and Fairness throttling (429 with `Retry-After`); and
+//! connections closed in the middle of an answer (a list's or a get's), as when the
+//! API server or a load balancer in front of it goes away.
 
 use serde_json::json;
 
-use super::http::{ApiRequest, ApiResponse};
+use super::http::{ApiRequest, ApiResponse, Cut};
 use super::listing;
 use super::state::Cluster;
 
@@ -25,6 +27,15 @@ pub(crate) struct ListFaults {
     pub retry_after_secs: u32,
     /// List requests answered 410 or 429 by the knobs above.
     pub refused: u64,
+    /// This many list answers are cut, once `answered` reaches `cut_lists_from`.
+    pub cut_lists: u64,
+    pub cut_lists_from: u64,
+    /// This many Secret gets are cut.
+    pub cut_gets: u64,
+    /// How the answers above are cut.
+    pub cut_how: Option<Cut>,
+    /// Answers cut so far.
+    pub cut_done: u64,
 }
 
 /// Everything before now is compacted away: every continue token issued so far expires.
@@ -81,4 +92,29 @@ pub(crate) fn after(cluster: &mut Cluster) {
         cluster.list_faults.compact_at = None;
         compact(cluster);
     }
+}
+
+/// Cut `answer` (a 200 to a list or a get of Secrets) if a knob says so. A cut list
+/// page does not count as answered: the client never had it.
+pub(crate) fn cut(cluster: &mut Cluster, verb: &str, answer: &mut ApiResponse) -> bool {
+    let faults = &mut cluster.list_faults;
+    let Some(how) = faults.cut_how else {
+        return false;
+    };
+    let due = match verb {
+        "list" if faults.cut_lists > 0 && faults.answered >= faults.cut_lists_from => {
+            faults.cut_lists -= 1;
+            true
+        }
+        "get" if faults.cut_gets > 0 => {
+            faults.cut_gets -= 1;
+            true
+        }
+        _ => false,
+    };
+    if due {
+        faults.cut_done += 1;
+        answer.cut = Some(how);
+    }
+    due
 }

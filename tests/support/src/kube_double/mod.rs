@@ -70,6 +70,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use http::Cut;
 pub use list_faults::EXPIRED_MESSAGE;
 pub use rule::Rule;
 
@@ -338,7 +339,33 @@ impl KubeDouble {
         cluster.list_faults.retry_after_secs = retry_after_secs;
     }
 
-    /// List requests the two knobs above answered with 410 or 429.
+    /// Cut the answers to the next `lists` list requests of Secrets (any namespace)
+    /// once `answered` more lists have been answered with a page: the connection closes
+    /// `how` the knob says, in the middle of a paged list. A cut page does not count as
+    /// answered.
+    pub fn cut_lists_after(&self, answered: u64, lists: u64, how: Cut) {
+        let mut cluster = self.double.cluster();
+        let from = cluster.list_faults.answered + answered;
+        let faults = &mut cluster.list_faults;
+        faults.cut_lists_from = from;
+        faults.cut_lists = lists;
+        faults.cut_how = Some(how);
+    }
+
+    /// Cut the answers to the next `gets` gets of one Secret (see
+    /// [`cut_lists_after`](Self::cut_lists_after)).
+    pub fn cut_gets(&self, gets: u64, how: Cut) {
+        let mut cluster = self.double.cluster();
+        cluster.list_faults.cut_gets = gets;
+        cluster.list_faults.cut_how = Some(how);
+    }
+
+    /// Answers the two knobs above cut so far.
+    pub fn cut_answers(&self) -> u64 {
+        self.double.cluster().list_faults.cut_done
+    }
+
+    /// List requests the expiry and throttling knobs answered with 410 or 429.
     pub fn refused_lists(&self) -> u64 {
         self.double.cluster().list_faults.refused
     }
