@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::agent::{Agent, AgentConfig, PeerPolicy, Source};
+use crate::agent::{Agent, AgentConfig, AgentError, PeerPolicy, Source};
 use crate::cli::ServeArgs;
 use crate::error::Error;
 use crate::failure::Hinted;
@@ -13,13 +14,22 @@ use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
 use crate::retry::Backoff;
 use crate::secret_format::{SecretRef, TransitFlags};
+use crate::signals::Shutdown;
 use crate::source::{
     CiphertextAt, Fetched, KubeObjectKind, PlaintextEnvSource, PlaintextFileSource,
     PlaintextKubeSource, VaultSource,
 };
 use crate::vault::{self, Session};
 
+/// How long a stop request waits for the start-up token's revoke still in flight
+/// (a request to a healthy Vault takes milliseconds): the agent exits within a second
+/// of SIGTERM whatever Vault does. A token left behind dies with its short TTL.
+const REVOKE_GRACE: Duration = Duration::from_millis(800);
+
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
+    // From here on SIGTERM and SIGINT end `serve` cleanly at any moment, start-up
+    // retries included, with exit code 0, as after start-up.
+    let shutdown = Shutdown::install("wiping and exiting");
     let hardening = crate::harden::harden();
     for warning in &hardening.warnings {
         tracing::warn!("{warning}");
@@ -46,10 +56,30 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         key_version: None,
     })?;
     let status = agent.status_handle();
-    let server = tokio::spawn(agent.serve(shutdown_signal()));
+    let server = tokio::spawn(agent.serve({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.wait().await;
+        }
+    }));
+
+    // The start-up fetch retries transient faults for up to --retry-timeout; a stop
+    // request ends it at once (the server stops on the same signal).
+    let first = tokio::select! {
+        biased;
+        signal = shutdown.wait() => Err(signal),
+        first = source.fetch_first() => Ok(first),
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(signal) => {
+            tracing::info!("{signal} during start-up: stopped before the document was fetched");
+            return finish(server.await);
+        }
+    };
 
     let mut revoking = None;
-    match source.fetch_first().await {
+    match first {
         Ok((fetched, session)) => {
             if let Some(session) = session {
                 // Ready now; the token's revoke runs beside the first request, which
@@ -82,21 +112,25 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     }
 
     let served = server.await;
-    // However serving ended, the start-up token's revoke is finished first.
-    if let Some(revoking) = revoking {
-        let _ = revoking.await;
+    // However serving ended, the start-up token's revoke is finished first (a delivery
+    // already waited for it; a stop before any delivery waits a moment at most).
+    if let Some(revoking) = revoking
+        && tokio::time::timeout(REVOKE_GRACE, revoking).await.is_err()
+    {
+        tracing::warn!(
+            "the Vault token's revoke did not finish before exit; the token expires with its TTL"
+        );
     }
+    finish(served)
+}
+
+/// What the socket server's task ended with.
+fn finish(served: Result<Result<(), AgentError>, tokio::task::JoinError>) -> Result<(), Error> {
     match served {
         Ok(result) => Ok(result?),
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(Error::internal(format!("the socket server stopped: {e}"))),
     }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let signal = crate::signals::terminated().await;
-    tracing::info!("{signal}: wiping and exiting");
 }
 
 /// The agent's source of plaintext: Vault, or (development and migration) a file, the

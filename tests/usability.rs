@@ -1,0 +1,143 @@
+//! What a new user trips over: stopping an agent that is still retrying, the hints and
+//! log lines that must not send anyone the wrong way, flags that must agree with the
+//! Secret, and the command line's exit codes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use secret_zero_testbed::cmd::{Cmd, Process};
+use secret_zero_testbed::faults::closed_addr;
+use secret_zero_testbed::wait::Poll;
+
+// ---------------------------------------------------------------- stop signals
+
+/// `serve` started with `source` against peers that are down, its log file, and the
+/// socket it bound.
+struct Retrying {
+    process: Process,
+    log: std::path::PathBuf,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Retrying {
+    fn start(source: &dyn Fn(&Path) -> Vec<String>) -> Retrying {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "a-service-account-token").unwrap();
+        let socket = dir.path().join("agent.sock");
+        let log = dir.path().join("agent.log");
+        let mut cmd = Cmd::secret_zero();
+        cmd.args(["serve", "--role", "app", "--retry-timeout", "10m"])
+            .arg("--vault-addr")
+            .arg(closed_addr())
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--socket")
+            .arg(&socket)
+            .args(source(dir.path()))
+            .log_to(&log);
+        let mut process = cmd.spawn();
+        let read = || std::fs::read_to_string(&log).unwrap_or_default();
+        Poll::within(Duration::from_secs(20)).eventually(
+            || {
+                if let Some(status) = process.exited() {
+                    panic!(
+                        "serve exited with {status} instead of retrying:\n{}",
+                        read()
+                    );
+                }
+                read().contains("transient failure, retrying").then_some(())
+            },
+            || format!("serve is not retrying:\n{}", read()),
+        );
+        Retrying {
+            process,
+            log,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Send `signal` and return the exit code, asserting that it came within the
+    /// deadline.
+    fn stop(mut self, signal: &str) -> (i32, String) {
+        let sent = Cmd::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.process.id().to_string())
+            .run();
+        assert!(sent.success(), "kill -{signal}: {}", sent.stderr);
+        let sent_at = Instant::now();
+        // The agent exits within a second; 5 s is a generous bound for a loaded machine,
+        // and far below the 10 minutes of --retry-timeout it would otherwise wait out.
+        let status = Poll::within(Duration::from_secs(5))
+            .until(|| self.process.exited())
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve still running {:?} after SIG{signal}:\n{}",
+                    sent_at.elapsed(),
+                    self.log()
+                )
+            });
+        let log = self.log();
+        assert!(!self.socket.exists(), "socket left behind:\n{log}");
+        (status.code().unwrap_or(-1), log)
+    }
+}
+
+fn ciphertext_file(dir: &Path) -> Vec<String> {
+    let file = dir.join("ciphertext");
+    std::fs::write(&file, "vault:v1:AAAA\n").unwrap();
+    vec![
+        "--ciphertext-file".into(),
+        file.display().to_string(),
+        "--transit-key".into(),
+        "k".into(),
+    ]
+}
+
+/// A kubeconfig whose API server is a closed port.
+fn secret_behind_a_dead_api(dir: &Path) -> Vec<String> {
+    let server = closed_addr().replace("http://", "https://");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters: [{{name: c, cluster: {{server: \"{server}\", insecure-skip-tls-verify: true}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u, namespace: shop}}}}]\n"
+        ),
+    )
+    .unwrap();
+    vec![
+        "--secret".into(),
+        "shop/app-secrets".into(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+    ]
+}
+
+#[test]
+fn sigterm_while_vault_is_down_at_start_up_exits_zero_at_once() {
+    let agent = Retrying::start(&ciphertext_file);
+    let (code, log) = agent.stop("TERM");
+    // Code 0, as for a SIGTERM after start-up: a stop that was asked for.
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("SIGTERM during start-up: stopped before the document was fetched"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sigint_while_the_api_is_down_at_start_up_exits_zero_at_once() {
+    let agent = Retrying::start(&secret_behind_a_dead_api);
+    let (code, log) = agent.stop("INT");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("SIGINT"), "{log}");
+}
