@@ -239,10 +239,15 @@ fn the_agent_gets_its_own_api_token_whatever_the_service_account_says() {
             })
             .filter(|p| p.is_string())
             .collect();
-        assert_eq!(paths, [&json!("token"), &json!("ca.crt"), &json!("namespace")]);
+        assert_eq!(
+            paths,
+            [&json!("token"), &json!("ca.crt"), &json!("namespace")]
+        );
         let app = &spec["containers"][0];
         assert!(
-            !app["volumeMounts"].to_string().contains("secret-zero-kube-api"),
+            !app["volumeMounts"]
+                .to_string()
+                .contains("secret-zero-kube-api"),
             "{app}"
         );
     }

@@ -5,8 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use secret_zero_testbed::bed::{Bed, DERIVED, sealed_secret};
 use secret_zero_testbed::cmd::{Cmd, Process};
 use secret_zero_testbed::faults::closed_addr;
+use secret_zero_testbed::text::json_of;
 use secret_zero_testbed::wait::Poll;
 
 // ---------------------------------------------------------------- stop signals
@@ -140,4 +142,43 @@ fn sigint_while_the_api_is_down_at_start_up_exits_zero_at_once() {
     let (code, log) = agent.stop("INT");
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("SIGINT"), "{log}");
+}
+
+// ---------------------------------------------------------------- flags and annotations
+
+/// `--format` is checked against the Secret's `secret-zero.dev/format` like every other
+/// flag that has an annotation: a contradiction is exit 3 and one line, and nothing is
+/// served.
+#[test]
+fn a_format_flag_that_contradicts_the_annotation_is_refused() {
+    let bed = Bed::new();
+    bed.put_bound("shop", "app-secrets", br#"{"a":"b"}"#);
+    let mut raw = bed.encrypt(DERIVED, b"opaque bytes", Some("shop/raw-secrets"));
+    let mut secret = sealed_secret("shop", "raw-secrets", DERIVED, "identity", &raw);
+    secret["metadata"]["annotations"]["secret-zero.dev/format"] = "raw".into();
+    bed.double.put_secret(secret);
+    raw.clear();
+
+    #[rustfmt::skip]
+    let cases: [(&[&str], &str); 2] = [
+        (&["--secret", "shop/app-secrets", "--format", "raw"],
+         r#"--format "raw" contradicts Secret shop/app-secrets's annotation secret-zero.dev/format="json" (hint: drop --format or fix the annotation)"#),
+        (&["--secret", "shop/raw-secrets"],
+         r#"Secret shop/raw-secrets has secret-zero.dev/format="raw" but the agent serves json (the default of --format) (hint: pass --format raw)"#),
+    ];
+    for (args, line) in cases {
+        let mut agent = bed.serve(&bed.socket(), args);
+        let (code, log) = agent.wait_exit();
+        assert_eq!(code, 3, "{args:?}:\n{log}");
+        assert_eq!(
+            log.trim().lines().last().unwrap(),
+            format!("secret-zero: error: {line}"),
+            "{args:?}"
+        );
+    }
+    // Agreeing flags are fine.
+    let agent = bed.serve_ready(&["--secret", "shop/raw-secrets", "--format", "raw"]);
+    assert_eq!(agent.get_ok(&["--format", "raw"]).bytes, b"opaque bytes");
+    let served = bed.serve_and_get("shop/app-secrets", &["--format", "json"]);
+    assert_eq!(json_of(&served), serde_json::json!({"a": "b"}));
 }

@@ -255,9 +255,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub transit: TransitArgs,
 
-    /// What the plaintext must be.
-    #[arg(long, env = env::FORMAT, value_enum, default_value_t = DocFormat::Json)]
-    pub format: DocFormat,
+    /// What the plaintext must be [default: json]. It must agree with the Secret's
+    /// secret-zero.dev/format annotation: the socket is bound before the Secret is read,
+    /// so the annotation cannot change it.
+    #[arg(long, env = env::FORMAT, value_enum)]
+    pub format: Option<DocFormat>,
 
     /// Socket: a path (in a memory-backed emptyDir) or @NAME for the Linux abstract namespace.
     #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
@@ -303,6 +305,13 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub kube: KubeArgs,
+}
+
+impl ServeArgs {
+    /// What the agent serves: `--format`, else JSON.
+    pub fn format(&self) -> DocFormat {
+        self.format.unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Args)]

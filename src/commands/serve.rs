@@ -13,7 +13,7 @@ use crate::fault::Fault;
 use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
 use crate::retry::Backoff;
-use crate::secret_format::{SecretRef, TransitFlags};
+use crate::secret_format::{FormatFlag, SecretRef, TransitFlags};
 use crate::signals::Shutdown;
 use crate::source::{
     CiphertextAt, Fetched, KubeObjectKind, PlaintextEnvSource, PlaintextFileSource,
@@ -52,7 +52,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         },
         max_deliveries: args.max_deliveries,
         exit_after_delivery: args.exit_after_delivery,
-        format: args.format,
+        format: args.format(),
         key_version: None,
     })?;
     let status = agent.status_handle();
@@ -192,7 +192,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         );
         return Ok(AnySource::File(Arc::new(PlaintextFileSource {
             path: path.clone(),
-            format: args.format,
+            format: args.format(),
         })));
     }
 
@@ -269,8 +269,12 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             mount: args.transit.transit_mount.clone(),
             key: args.transit.transit_key.clone(),
             binding: args.transit.binding,
+            format: Some(FormatFlag {
+                format: args.format(),
+                explicit: args.format.is_some(),
+            }),
         },
-        format: args.format,
+        format: args.format(),
         backoff,
     })))
 }

@@ -357,7 +357,9 @@ fn agent_container(
         mounts.push(json!({"name": SOCKET_VOLUME, "mountPath": dir}));
     }
     mounts.push(json!({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true}));
-    mounts.push(json!({"name": KUBE_API_VOLUME, "mountPath": DEFAULT_SERVICEACCOUNT_DIR, "readOnly": true}));
+    mounts.push(
+        json!({"name": KUBE_API_VOLUME, "mountPath": DEFAULT_SERVICEACCOUNT_DIR, "readOnly": true}),
+    );
     if s.vault_ca.is_some() {
         mounts.push(json!({"name": VAULT_CA_VOLUME, "mountPath": VAULT_CA_DIR, "readOnly": true}));
     }

@@ -263,6 +263,7 @@ impl Sealer<'_> {
             mount: Some(r.mount.clone()),
             key: Some(r.key.clone()),
             binding: None,
+            format: None,
         };
         let transit = secret_format::resolve(&found, &flags)?;
         let decrypted = retry("vault decrypt", r.backoff, || {
