@@ -182,3 +182,53 @@ fn a_format_flag_that_contradicts_the_annotation_is_refused() {
     let served = bed.serve_and_get("shop/app-secrets", &["--format", "json"]);
     assert_eq!(json_of(&served), serde_json::json!({"a": "b"}));
 }
+
+// ---------------------------------------------------------------- hardening
+
+/// Whether this test runs as root (then CAP_IPC_LOCK must be dropped explicitly).
+fn running_as_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// Under restricted Pod Security the agent has no CAP_IPC_LOCK and a small
+/// RLIMIT_MEMLOCK: it says so once, as information with the reasons it is safe, and
+/// gives no instruction to add a capability the platform forbids.
+#[test]
+fn memory_that_cannot_be_locked_is_explained_not_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, r#"{"a":"b"}"#).unwrap();
+    let socket = dir.path().join("agent.sock").display().to_string();
+    // util-linux's prlimit and setpriv: the limit kubelet leaves (64 KiB) and, for
+    // root, no IPC_LOCK in the bounding set (so not in the agent's effective set).
+    let mut cmd = Cmd::new("prlimit");
+    cmd.arg("--memlock=65536");
+    if running_as_root() {
+        cmd.args(["setpriv", "--bounding-set", "-ipc_lock"]);
+    }
+    cmd.arg(secret_zero_testbed::bin::secret_zero())
+        .args(["serve", "--socket", &socket, "--plaintext-file"])
+        .arg(&doc);
+    let mut agent = secret_zero_testbed::agent::Agent::start(&cmd, &socket);
+    agent.wait_ready();
+    let log = agent.log();
+    let note = log
+        .lines()
+        .find(|l| l.contains("memory not locked"))
+        .unwrap_or_else(|| panic!("no line about memory locking:\n{log}"));
+    assert!(note.contains(" INFO "), "not information: {note}");
+    assert!(
+        note.contains("RLIMIT_MEMLOCK is 65536 bytes")
+            && note.contains("restricted Pod Security")
+            && note.contains("swap")
+            && note.contains("zeroizing allocator"),
+        "{note}"
+    );
+    assert!(!log.contains("add the IPC_LOCK"), "{log}");
+    assert!(log.contains("memory_locked=false"), "{log}");
+}

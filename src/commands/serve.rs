@@ -34,6 +34,9 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     for warning in &hardening.warnings {
         tracing::warn!("{warning}");
     }
+    for note in &hardening.notes {
+        tracing::info!("{note}");
+    }
     tracing::info!(
         not_dumpable = hardening.not_dumpable,
         no_core = hardening.no_core,
