@@ -60,6 +60,13 @@ pub struct SealArgs {
     #[arg(long, env = env::APPLY)]
     pub apply: bool,
 
+    /// With --apply: take over an existing Secret that secret-zero does not manage (no
+    /// app.kubernetes.io/managed-by=secret-zero label). Its data keys that are not Transit
+    /// ciphertexts are removed (named in the output), so no plaintext stays beside the
+    /// ciphertext. Without it such a Secret is refused and nothing is written.
+    #[arg(long, env = env::ADOPT, requires = "apply")]
+    pub adopt: bool,
+
     /// Skip decrypting what was sealed (the sealer then needs no decrypt permission).
     #[arg(long, env = env::NO_VERIFY)]
     pub no_verify: bool,

@@ -22,6 +22,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         key: args.transit_key.clone(),
         binding: args.binding,
         verify: !args.no_verify,
+        adopt: args.adopt,
         backoff,
     };
     if !request.verify {
@@ -34,6 +35,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         let (client, _) = kube::connect(&args.operator.cluster()).await?;
         let cluster = Cluster::new(client);
         let current = cluster.read(&request).await?;
+        seal::check_ownership(&request, current.as_ref())?;
         Some((cluster, current))
     } else {
         None
@@ -48,7 +50,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
     let result = match target {
         Some((cluster, current)) => seal::apply(&sealer, &cluster, current, &document)
             .await
-            .map(|applied| format!("secret/{} {}\n", args.name, applied.as_str())),
+            .map(|applied| applied.line(&args.name)),
         None => seal::to_manifest(&sealer, &document, args.output).await,
     };
     drop(document);

@@ -11,7 +11,7 @@
 mod apply;
 mod manifest;
 
-pub use apply::{Cluster, apply};
+pub use apply::{Cluster, apply, check_ownership};
 pub use manifest::manifest;
 
 use crate::document::{ManifestFormat, same_document};
@@ -141,6 +141,8 @@ pub struct Request {
     /// `None`: identity for a derived key, none otherwise.
     pub binding: Option<Binding>,
     pub verify: bool,
+    /// `--adopt`: take over an existing Secret that secret-zero does not manage.
+    pub adopt: bool,
     pub backoff: Backoff,
 }
 
