@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use secret_zero_testbed::agent::Agent;
 use secret_zero_testbed::bed::{Bed, DERIVED, sealed_secret};
-use secret_zero_testbed::cmd::{Cmd, Process};
+use secret_zero_testbed::cmd::{Cmd, Process, Run};
 use secret_zero_testbed::faults::closed_addr;
 use secret_zero_testbed::text::json_of;
 use secret_zero_testbed::wait::Poll;
@@ -214,7 +215,7 @@ fn memory_that_cannot_be_locked_is_explained_not_warned_about() {
     cmd.arg(secret_zero_testbed::bin::secret_zero())
         .args(["serve", "--socket", &socket, "--plaintext-file"])
         .arg(&doc);
-    let mut agent = secret_zero_testbed::agent::Agent::start(&cmd, &socket);
+    let mut agent = Agent::start(&cmd, &socket);
     agent.wait_ready();
     let log = agent.log();
     let note = log
@@ -231,4 +232,252 @@ fn memory_that_cannot_be_locked_is_explained_not_warned_about() {
     );
     assert!(!log.contains("add the IPC_LOCK"), "{log}");
     assert!(log.contains("memory_locked=false"), "{log}");
+}
+
+// ---------------------------------------------------------------- messages
+
+/// The last line of stderr, which must be the one error line.
+fn error_line(run: &Run) -> String {
+    let line = run.stderr.trim().lines().last().unwrap_or("").to_string();
+    assert!(line.starts_with("secret-zero: error:"), "{}", run.stderr);
+    line
+}
+
+/// A `serve --plaintext-file` agent on a fresh socket, with `env` set.
+fn dev_agent(dir: &Path, env: &[(&str, &str)]) -> Agent {
+    let doc = dir.join("doc.json");
+    std::fs::write(&doc, r#"{"a":"b"}"#).unwrap();
+    let socket = dir.join("agent.sock").display().to_string();
+    let mut cmd = secret_zero_testbed::agent::serve(&socket);
+    cmd.arg("--plaintext-file")
+        .arg(&doc)
+        .envs(env.iter().copied());
+    let mut agent = Agent::start(&cmd, &socket);
+    agent.wait_ready();
+    agent
+}
+
+#[test]
+fn a_phrase_two_layers_both_say_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dev_agent(dir.path(), &[]);
+    agent.get_ok(&[]);
+    let gone = agent.get(&[]);
+    assert_eq!(gone.code, 11, "{}", gone.stderr);
+    let line = error_line(&gone);
+    assert_eq!(line.matches("no delivery left").count(), 1, "{line}");
+    assert!(line.contains("has no delivery left: 1 of 1 made"), "{line}");
+}
+
+/// Operator credentials for the bed's OpenBao: a token file holding `token`.
+fn token_file(bed: &Bed, token: &str) -> String {
+    bed.file(&format!("vault-token-{}", fastrand::u32(..)), token)
+}
+
+#[test]
+fn rotate_on_a_missing_key_says_which_key_and_no_filler() {
+    let bed = Bed::new();
+    let root = token_file(&bed, bed.bao.root_token());
+    let kubeconfig = bed.double.admin_kubeconfig(bed.dir.path());
+    let run = Cmd::secret_zero()
+        .args(["rotate", "--transit-key", "nope", "-n", "shop"])
+        .args(["--vault-addr", bed.bao.addr(), "--vault-token-file", &root])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .run();
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let report = report_line(&run);
+    let error = report["error"].as_str().unwrap();
+    assert!(!error.contains("no error message"), "{error}");
+    assert!(
+        error.contains(r#"no Transit key "nope" on mount "transit""#),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_forbidden_cluster_wide_list_names_the_verb_and_a_cluster_role() {
+    let bed = Bed::new();
+    let root = token_file(&bed, bed.bao.root_token());
+    // shop/app may only get Secrets in shop.
+    let kubeconfig = bed.kubeconfig("app");
+    let run = Cmd::secret_zero()
+        .args(["rotate", "--transit-key", DERIVED, "-A", "--dry-run"])
+        .args(["--vault-addr", bed.bao.addr(), "--vault-token-file", &root])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .run();
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    let line = error_line(&run);
+    assert!(
+        line.contains(
+            "(hint: grant this identity the verb `list` on secrets in every namespace: a ClusterRole and a ClusterRoleBinding)"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn seal_with_a_bogus_token_says_the_token_is_not_valid() {
+    let bed = Bed::new();
+    let bogus = token_file(&bed, "s.not-a-real-token");
+    let doc = bed.file("doc.json", r#"{"a":"b"}"#);
+    for extra in [&[][..], &["--binding", "identity"][..]] {
+        let run = Cmd::secret_zero()
+            .args(["seal", "--transit-key", DERIVED, "--namespace", "shop"])
+            .args(["--name", "app-secrets", "--from-file", &doc])
+            .args(["--vault-addr", bed.bao.addr(), "--vault-token-file", &bogus])
+            .args(extra)
+            .run();
+        assert_eq!(run.code, 4, "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        let line = error_line(&run);
+        assert!(line.contains("it is not a valid token"), "{line}");
+        assert!(line.contains("expired, revoked or mistyped"), "{line}");
+        assert!(!line.contains("grants this operation"), "{line}");
+        assert!(!line.contains("s.not-a-real-token"), "{line}");
+    }
+    // A valid token that lacks a grant is still told about its policy.
+    let bare = bed
+        .bao
+        .api(
+            "POST",
+            "auth/token/create",
+            Some(serde_json::json!({"policies": ["default"]})),
+        )
+        .unwrap();
+    let bare = token_file(&bed, bare["auth"]["client_token"].as_str().unwrap());
+    let run = Cmd::secret_zero()
+        .args(["seal", "--transit-key", DERIVED, "--namespace", "shop"])
+        .args(["--name", "app-secrets", "--from-file", &doc])
+        .args(["--vault-addr", bed.bao.addr(), "--vault-token-file", &bare])
+        .run();
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        error_line(&run).contains("grants this operation"),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---------------------------------------------------------------- the command line
+
+#[test]
+fn on_off_variables_take_what_manifests_write_and_a_bad_one_is_named() {
+    for on in ["1", "true", "TRUE", "yes", "on"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = dev_agent(dir.path(), &[("SECRET_ZERO_EXIT_AFTER_DELIVERY", on)]);
+        agent.get_ok(&[]);
+        let (code, log) = agent.wait_exit();
+        assert_eq!(code, 0, "{on}: {log}");
+    }
+    for off in ["0", "false", "no", "off"] {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = dev_agent(dir.path(), &[("SECRET_ZERO_EXIT_AFTER_DELIVERY", off)]);
+        agent.get_ok(&[]);
+        // Still up, answering 410.
+        assert_eq!(agent.get(&[]).code, 11, "{off}");
+    }
+    let run = Cmd::secret_zero()
+        .args(["serve", "--plaintext-file", "doc.json"])
+        .env("SECRET_ZERO_EXIT_AFTER_DELIVERY", "maybe")
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            r#"SECRET_ZERO_EXIT_AFTER_DELIVERY="maybe" (--exit-after-delivery) is not on or off"#
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Ours or clap's, a command line that is wrong exits 2.
+#[test]
+fn every_usage_error_exits_two() {
+    #[rustfmt::skip]
+    let cases: &[&[&str]] = &[
+        &["serve", "--no-such-flag"],                                   // clap
+        &["serve", "--max-deliveries", "0"],                            // clap
+        &["serve"],                                                     // ours: no source
+        &["serve", "--ciphertext-file", "ct"],                          // ours: no --role
+        &["serve", "--env-file", "x.env", "--plaintext-file", "d.json"], // ours
+        &["get", "--key", "a", "--format", "dotenv"],                   // ours
+        &["rotate", "--transit-key", ""],                               // empty value
+        &["audit", "--image", ""],
+        &["seal", "--transit-key", "k", "--namespace", "shop", "--name", "x", "--from-file", "-", "--adopt"],
+    ];
+    for args in cases {
+        let run = Cmd::secret_zero().args(*args).run();
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
+}
+
+/// The JSON line on stdout of `rotate`, which must be its only line there.
+fn report_line(run: &Run) -> serde_json::Value {
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one report line: {}", run.stdout);
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {}", lines[0]))
+}
+
+#[test]
+fn rotate_prints_its_report_line_even_when_its_arguments_are_wrong() {
+    for (args, key, says) in [
+        (
+            &["rotate", "--trim", "--transit-key", "shop-app"][..],
+            "shop-app",
+            "--retire",
+        ),
+        (&["rotate", "--retire"][..], "", "--transit-key"),
+        (
+            &[
+                "--log-format",
+                "json",
+                "rotate",
+                "--transit-key=k",
+                "--batch-size",
+                "many",
+            ][..],
+            "k",
+            "--batch-size",
+        ),
+    ] {
+        let run = Cmd::secret_zero().args(args).run();
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        let report = report_line(&run);
+        assert_eq!(report["transit_key"], key, "{report}");
+        assert_eq!(report["rewrapped"], 0, "{report}");
+        let error = report["error"].as_str().unwrap();
+        assert!(error.contains(says), "{args:?}: {error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+    // Other commands print nothing on stdout for a usage error.
+    let run = Cmd::secret_zero().args(["seal", "--bogus"]).run();
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------- manifests
+
+/// The rotator's policy file tells the name setup.sh gives it.
+#[test]
+fn the_rotator_policy_is_named_as_setup_sh_names_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/vault");
+    let setup = std::fs::read_to_string(root.join("setup.sh")).unwrap();
+    let hcl = std::fs::read_to_string(root.join("rotator.hcl")).unwrap();
+    let key = setup
+        .lines()
+        .find_map(|l| l.strip_prefix("KEY=${SZ_TRANSIT_KEY:-"))
+        .and_then(|rest| rest.strip_suffix('}'))
+        .expect("setup.sh's default key");
+    assert!(
+        setup.contains(r#"policy "$KEY-rotator" "$here/rotator.hcl""#),
+        "setup.sh no longer names the rotator's policy KEY-rotator"
+    );
+    let named: Vec<&str> = hcl
+        .lines()
+        .filter_map(|l| l.split_once("policy write ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(named, [format!("{key}-rotator")], "{hcl}");
 }

@@ -57,18 +57,18 @@ pub struct SealArgs {
     pub output: ManifestFormat,
 
     /// Create or update the Secret in the cluster instead of printing it.
-    #[arg(long, env = env::APPLY)]
+    #[arg(long, env = env::APPLY, value_parser = super::EnvBool)]
     pub apply: bool,
 
     /// With --apply: take over an existing Secret that secret-zero does not manage (no
     /// app.kubernetes.io/managed-by=secret-zero label). Its data keys that are not Transit
     /// ciphertexts are removed (named in the output), so no plaintext stays beside the
     /// ciphertext. Without it such a Secret is refused and nothing is written.
-    #[arg(long, env = env::ADOPT, requires = "apply")]
+    #[arg(long, env = env::ADOPT, requires = "apply", value_parser = super::EnvBool)]
     pub adopt: bool,
 
     /// Skip decrypting what was sealed (the sealer then needs no decrypt permission).
-    #[arg(long, env = env::NO_VERIFY)]
+    #[arg(long, env = env::NO_VERIFY, value_parser = super::EnvBool)]
     pub no_verify: bool,
 
     /// How long transient Vault and Kubernetes faults (connection refused, 5xx, 429) are retried.

@@ -45,7 +45,7 @@ pub async fn run(args: RotateArgs) -> Result<i32, Error> {
 
 async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session), Error> {
     if args.transit_key.trim().is_empty() {
-        return Err(Error::input(
+        return Err(Error::usage(
             "--transit-key is empty",
             "name the Transit key whose ciphertexts to rewrap",
         ));

@@ -176,7 +176,7 @@ impl Source for AnySource {
 
 fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     if args.env_file.is_some() && args.plaintext_env.is_none() {
-        return Err(Error::input(
+        return Err(Error::usage(
             "--env-file goes with --plaintext-env",
             "name the definition file with --plaintext-env, or drop --env-file",
         ));
@@ -235,7 +235,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     let ciphertext = match (&args.secret, &args.ciphertext_file) {
         (Some(secret), None) => {
             if args.transit.binding_context.is_some() {
-                return Err(Error::input(
+                return Err(Error::usage(
                     "--binding-context goes with --ciphertext-file",
                     "with --secret the binding comes from the Secret's own namespace/name",
                 ));
@@ -250,7 +250,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             binding_context: args.transit.binding_context.clone(),
         },
         _ => {
-            return Err(Error::input(
+            return Err(Error::usage(
                 "serve needs one source: --secret, --ciphertext-file, or (development and migration) --plaintext-file, --plaintext-env, --plaintext-secret or --plaintext-configmap",
                 "in a pod, --secret NAMESPACE/NAME reads the ciphertext Secret",
             ));
@@ -258,7 +258,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     };
 
     let login = args.login.spec().ok_or_else(|| {
-        Error::input(
+        Error::usage(
             "serve needs --role (the Vault role to log in as)",
             "set --role or SECRET_ZERO_ROLE",
         )
