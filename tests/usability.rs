@@ -378,6 +378,17 @@ fn on_off_variables_take_what_manifests_write_and_a_bad_one_is_named() {
         // Still up, answering 410.
         assert_eq!(agent.get(&[]).code, 11, "{off}");
     }
+    // A variable set to off is not a flag given: no "requires" complaint.
+    // Each then stops at its first input, a file that does not exist (exit 3).
+    #[rustfmt::skip]
+    let cases: [(&str, &[&str]); 2] = [
+        ("SECRET_ZERO_ADOPT", &["seal", "--transit-key", "k", "--namespace", "shop", "--name", "x", "--from-file", "no-such-file.json"]),
+        ("SECRET_ZERO_TRIM", &["rotate", "--transit-key", "k", "--kubeconfig", "no-such-kubeconfig"]),
+    ];
+    for (variable, args) in cases {
+        let run = Cmd::secret_zero().args(args).env(variable, "false").run();
+        assert_eq!(run.code, 3, "{variable}=false: {}", run.stderr);
+    }
     let run = Cmd::secret_zero()
         .args(["serve", "--plaintext-file", "doc.json"])
         .env("SECRET_ZERO_EXIT_AFTER_DELIVERY", "maybe")

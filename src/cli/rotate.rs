@@ -68,7 +68,9 @@ pub struct RotateArgs {
     pub retire: bool,
 
     /// After a successful --retire, delete the retired key versions for good.
-    #[arg(long, env = env::TRIM, requires = "retire", value_parser = super::EnvBool)]
+    // Checked by the command, not with `requires`: clap counts a variable set to
+    // "false" as given.
+    #[arg(long, env = env::TRIM, value_parser = super::EnvBool)]
     pub trim: bool,
 
     /// Report what would be done; rotate nothing, write nothing, retire nothing.

@@ -64,7 +64,9 @@ pub struct SealArgs {
     /// app.kubernetes.io/managed-by=secret-zero label). Its data keys that are not Transit
     /// ciphertexts are removed (named in the output), so no plaintext stays beside the
     /// ciphertext. Without it such a Secret is refused and nothing is written.
-    #[arg(long, env = env::ADOPT, requires = "apply", value_parser = super::EnvBool)]
+    // Checked by the command, not with `requires`: clap counts a variable set to
+    // "false" as given.
+    #[arg(long, env = env::ADOPT, value_parser = super::EnvBool)]
     pub adopt: bool,
 
     /// Skip decrypting what was sealed (the sealer then needs no decrypt permission).

@@ -44,6 +44,12 @@ pub async fn run(args: RotateArgs) -> Result<i32, Error> {
 }
 
 async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session), Error> {
+    if args.trim && !args.retire {
+        return Err(Error::usage(
+            "--trim goes with --retire",
+            "trim deletes the versions a successful --retire retired: add --retire, or drop --trim",
+        ));
+    }
     if args.transit_key.trim().is_empty() {
         return Err(Error::usage(
             "--transit-key is empty",

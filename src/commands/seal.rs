@@ -11,6 +11,12 @@ use crate::retry::Backoff;
 use crate::seal::{self, Cluster, Request, Sealer};
 
 pub async fn run(args: SealArgs) -> Result<(), Error> {
+    if args.adopt && !args.apply {
+        return Err(Error::usage(
+            "--adopt goes with --apply",
+            "--adopt takes over a Secret in the cluster: add --apply, or drop --adopt",
+        ));
+    }
     let secret = seal::target(&args.namespace, &args.name, &args.data_key)?;
     // The document first: a bad one costs no login, no Kubernetes call.
     let document = document::read(&args.from_file, args.input_format)?;
