@@ -414,6 +414,8 @@ fn every_usage_error_exits_two() {
         &["serve", "--ciphertext-file", "ct"],                          // ours: no --role
         &["serve", "--env-file", "x.env", "--plaintext-file", "d.json"], // ours
         &["get", "--key", "a", "--format", "dotenv"],                   // ours
+        &["serve", "--secret", "Not/A/Ref", "--role", "r"],             // ours: a malformed value
+        &["seal", "--transit-key", "k", "--namespace", "Shop", "--name", "x", "--from-file", "-"],
         &["rotate", "--transit-key", ""],                               // empty value
         &["audit", "--image", ""],
         &["seal", "--transit-key", "k", "--namespace", "shop", "--name", "x", "--from-file", "-", "--adopt"],

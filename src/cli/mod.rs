@@ -118,8 +118,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
    0  success
    1  internal error (a bug)
-   2  usage error
-   3  bad input: a missing or malformed file, document, flag value or setting
+   2  usage error: an unknown or missing flag, a malformed flag or variable value, flags that do not go together
+   3  bad input: a missing or malformed file, document or setting, a flag that contradicts the Secret's annotations
    4  Vault refused the login (role, audience, expired or foreign token)
    5  Vault refused an operation (permission denied, bad ciphertext, no such key)
    6  Vault unreachable, sealed, TLS failure, or still failing after retries

@@ -60,7 +60,8 @@ async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session),
         .secrets
         .iter()
         .map(|s| SecretRef::parse(s))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(Error::Usage)?;
 
     let (client, default_namespace) = connect(&args.operator.cluster()).await?;
     plan.scope = if args.all_namespaces {

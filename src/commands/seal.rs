@@ -17,7 +17,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
             "--adopt takes over a Secret in the cluster: add --apply, or drop --adopt",
         ));
     }
-    let secret = seal::target(&args.namespace, &args.name, &args.data_key)?;
+    let secret = seal::target(&args.namespace, &args.name, &args.data_key).map_err(Error::Usage)?;
     // The document first: a bad one costs no login, no Kubernetes call.
     let document = document::read(&args.from_file, args.input_format)?;
     seal::check_document_size(&document, &secret)?;

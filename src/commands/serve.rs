@@ -226,7 +226,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         );
         return Ok(AnySource::Kube(Arc::new(PlaintextKubeSource {
             kind,
-            object: SecretRef::parse(object)?,
+            object: SecretRef::parse(object).map_err(Error::Usage)?,
             cluster: cluster(),
             backoff,
         })));
@@ -241,7 +241,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
                 ));
             }
             CiphertextAt::Secret {
-                secret: SecretRef::parse(secret)?,
+                secret: SecretRef::parse(secret).map_err(Error::Usage)?,
                 cluster: cluster(),
             }
         }
