@@ -51,6 +51,7 @@ pub const INPUT_FORMAT: &str = "SECRET_ZERO_INPUT_FORMAT";
 pub const OUTPUT: &str = "SECRET_ZERO_OUTPUT";
 pub const APPLY: &str = "SECRET_ZERO_APPLY";
 pub const NO_VERIFY: &str = "SECRET_ZERO_NO_VERIFY";
+pub const ADOPT: &str = "SECRET_ZERO_ADOPT";
 
 // `rotate`.
 pub const ALL_NAMESPACES: &str = "SECRET_ZERO_ALL_NAMESPACES";

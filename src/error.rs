@@ -44,6 +44,12 @@ pub enum Error {
     /// `audit` could not list the pods.
     #[error(transparent)]
     Audit(#[from] AuditError),
+
+    /// The command line is wrong in a way clap's definitions cannot say (flags that do
+    /// not go together, a missing source): the same exit code as clap's own usage
+    /// errors.
+    #[error(transparent)]
+    Usage(InputError),
 }
 
 impl From<VaultError> for Error {
@@ -76,6 +82,11 @@ impl Error {
         InputError::new(message, hint).into()
     }
 
+    /// A usage error with a hint: exit code [`exit::USAGE`], like clap's.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Usage(InputError::new(message, hint))
+    }
+
     /// A bug: something that should not happen did.
     pub fn internal(message: impl Into<String>) -> Error {
         Error::Fault(Fault::Internal(message.into()))
@@ -96,6 +107,7 @@ impl Error {
             }
             Error::Audit(AuditError::Forbidden { .. }) => exit::KUBE_DENIED,
             Error::Audit(AuditError::Fault(e)) => fault_code(e),
+            Error::Usage(_) => exit::USAGE,
         }
     }
 }
@@ -109,6 +121,7 @@ impl Hinted for Error {
             Error::Format(e) => Some(e.hint()),
             Error::Webhook(e) => Some(e.hint()),
             Error::Audit(e) => e.hint(),
+            Error::Usage(e) => e.hint(),
         }
     }
 }

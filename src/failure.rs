@@ -12,12 +12,68 @@ pub trait Hinted: fmt::Display {
     /// The error, then its hint, on one line: server messages may carry newlines, and
     /// the contract is one line per failure.
     fn one_line(&self) -> String {
+        let message = say_once(&self.to_string());
         let line = match self.hint() {
-            Some(hint) => format!("{self} (hint: {hint})"),
-            None => self.to_string(),
+            Some(hint) => format!("{message} (hint: {hint})"),
+            None => message,
         };
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     }
+}
+
+/// A message whose layers repeat each other said once: in `A: B` (or `A: B; C`), a
+/// part `B` of two words or more that `A` already says (the agent's "no delivery left"
+/// wrapped in the client's "has no delivery left: ...", Vault's "permission denied"
+/// after "permission denied on PATH") is dropped with the separator before it.
+fn say_once(message: &str) -> String {
+    let mut out = String::new();
+    let mut last = "";
+    for (separator, part) in parts(message) {
+        if !last.is_empty() && separator == ": " && repeats(last, part) {
+            continue;
+        }
+        out.push_str(separator);
+        out.push_str(part);
+        last = part;
+    }
+    out
+}
+
+/// `message` cut at every ": " and "; ", each part with the separator before it (""
+/// for the first).
+fn parts(message: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut separator = "";
+    let mut rest = message;
+    loop {
+        let next = [": ", "; "]
+            .iter()
+            .filter_map(|s| rest.find(s).map(|at| (at, *s)))
+            .min();
+        match next {
+            Some((at, s)) => {
+                out.push((separator, &rest[..at]));
+                separator = s;
+                rest = &rest[at + s.len()..];
+            }
+            None => {
+                out.push((separator, rest));
+                return out;
+            }
+        }
+    }
+}
+
+/// Whether `part` (at least two words) appears in `before` as whole words.
+fn repeats(before: &str, part: &str) -> bool {
+    let part = part.trim();
+    if part.split_whitespace().count() < 2 {
+        return false;
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+    before.match_indices(part).any(|(at, _)| {
+        !word(before[..at].chars().next_back()) && !word(before[at + part.len()..].chars().next())
+    })
 }
 
 /// The innermost cause of an error chain: the useful part of what reqwest, hyper and
@@ -65,6 +121,44 @@ impl Hinted for secret_zero_client::SocketSpecError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phrase_two_layers_both_say_is_said_once() {
+        for (said, once) in [
+            (
+                "the agent on /run/a.sock has no delivery left: no delivery left: 1 of 1 made",
+                "the agent on /run/a.sock has no delivery left: 1 of 1 made",
+            ),
+            (
+                "the agent on @a is not ready: not ready",
+                "the agent on @a is not ready",
+            ),
+            (
+                "vault: permission denied on transit/keys/k: permission denied",
+                "vault: permission denied on transit/keys/k",
+            ),
+            (
+                "vault: permission denied on a/b: permission denied; then c: d",
+                "vault: permission denied on a/b; then c: d",
+            ),
+        ] {
+            assert_eq!(
+                InputError::new(said, "h").one_line(),
+                format!("{once} (hint: h)")
+            );
+        }
+        // One word, a part of a word, or a different phrase: kept.
+        for kept in [
+            "cannot read file: file",
+            "not readable: not ready",
+            "Secret a/b has no data key \"x\": seal it again",
+        ] {
+            assert_eq!(
+                InputError::new(kept, "h").one_line(),
+                format!("{kept} (hint: h)")
+            );
+        }
+    }
 
     #[test]
     fn one_line_folds_whitespace_and_appends_the_hint() {

@@ -11,6 +11,9 @@ pub struct Hardening {
     pub memory_locked: bool,
     /// Why something could not be done: warnings, not failures.
     pub warnings: Vec<String>,
+    /// What could not be done by design of the platform, and what that means: logged
+    /// as information, since nothing is wrong and nothing is to be done.
+    pub notes: Vec<String>,
 }
 
 /// Make the process non-dumpable (no ptrace by same-uid peers, no /proc/PID/mem for
@@ -49,10 +52,9 @@ fn lock_memory(report: &mut Hardening) {
     let limit = getrlimit(Resource::Memlock);
     let unlimited = limit.current.is_none();
     if !unlimited && !has_ipc_lock() {
-        report.warnings.push(format!(
-            "memory not locked: RLIMIT_MEMLOCK is {} bytes and CAP_IPC_LOCK is absent; add the IPC_LOCK capability to lock it",
-            limit.current.unwrap_or(0)
-        ));
+        report
+            .notes
+            .push(memory_not_locked(limit.current.unwrap_or(0)));
         return;
     }
     // ONFAULT locks pages as they are touched instead of faulting in every mapping
@@ -66,6 +68,17 @@ fn lock_memory(report: &mut Hardening) {
     }
 }
 
+/// Why memory is not locked and what that means. Restricted Pod Security (which the
+/// README recommends) forbids the IPC_LOCK capability, so this is the usual case in a
+/// cluster and no advice to add it is given.
+fn memory_not_locked(limit: u64) -> String {
+    format!(
+        "memory not locked (RLIMIT_MEMLOCK is {limit} bytes and there is no CAP_IPC_LOCK, which restricted Pod Security does not allow): \
+         the kernel may swap the agent's pages only where the node has swap, which most Kubernetes nodes do not; \
+         the plaintext is held only until it is delivered, and every freed block is wiped by the zeroizing allocator"
+    )
+}
+
 /// Whether CAP_IPC_LOCK is in our effective set, from /proc/self/status.
 fn has_ipc_lock() -> bool {
     const CAP_IPC_LOCK: u32 = 14;
@@ -77,4 +90,23 @@ fn has_ipc_lock() -> bool {
         .find_map(|line| line.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_not_locked_is_explained_not_an_instruction() {
+        let note = memory_not_locked(8_388_608);
+        assert!(
+            note.starts_with("memory not locked (RLIMIT_MEMLOCK is 8388608 bytes"),
+            "{note}"
+        );
+        for why in ["restricted Pod Security", "swap", "zeroizing allocator"] {
+            assert!(note.contains(why), "{why:?} not in {note}");
+        }
+        assert!(!note.contains("add the IPC_LOCK"), "{note}");
+        assert!(!note.contains('\n'), "{note}");
+    }
 }

@@ -2,7 +2,6 @@
 
 #![deny(unsafe_code)]
 
-use clap::Parser;
 use secret_zero::app::{Cli, Hinted, LogFormat, ZeroingAllocator, exit};
 
 // Freed heap is wiped: library copies of a secret do not outlive their use
@@ -11,7 +10,8 @@ use secret_zero::app::{Cli, Hinted, LogFormat, ZeroingAllocator, exit};
 static ALLOCATOR: ZeroingAllocator = ZeroingAllocator;
 
 fn main() {
-    let cli = Cli::parse();
+    // A usage error exits here with its code (2), after rotate's report line.
+    let cli = Cli::parse_or_exit();
     init_tracing(cli.log_format, &cli.log_level);
 
     // One thread is plenty for an agent that serves one client at a time, and keeps

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use secret_zero_client::DocFormat;
+
 use crate::failure::InputError;
 use crate::kube::Secret;
 
@@ -127,6 +129,8 @@ pub struct Envelope {
     pub transit_mount: Option<String>,
     pub transit_key: Option<String>,
     pub binding: Option<Binding>,
+    /// What the plaintext is (`secret-zero.dev/format`: json or raw).
+    pub format: Option<DocFormat>,
 }
 
 /// Read the ciphertext and annotations of `secret`. The data key is the one asked
@@ -166,6 +170,15 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Envelope, InputEr
         })?),
         None => None,
     };
+    let format = match annotations.get(ANN_FORMAT) {
+        Some(text) => Some(parse_format(text).ok_or_else(|| {
+            InputError::new(
+                format!("Secret {object} has {ANN_FORMAT}={text:?}"),
+                "the format annotation must be \"json\" or \"raw\"",
+            )
+        })?),
+        None => None,
+    };
     Ok(Envelope {
         secret: SecretRef {
             namespace,
@@ -176,7 +189,16 @@ pub fn read(secret: &Secret, data_key: Option<&str>) -> Result<Envelope, InputEr
         transit_mount: annotations.get(ANN_TRANSIT_MOUNT).cloned(),
         transit_key: annotations.get(ANN_TRANSIT_KEY).cloned(),
         binding,
+        format,
     })
+}
+
+fn parse_format(text: &str) -> Option<DocFormat> {
+    match text {
+        "json" => Some(DocFormat::Json),
+        "raw" => Some(DocFormat::Raw),
+        _ => None,
+    }
 }
 
 /// A new Secret holding `ciphertext`, labelled and annotated as `seal` writes it.
@@ -246,6 +268,18 @@ pub struct TransitFlags {
     pub mount: Option<String>,
     pub key: Option<String>,
     pub binding: Option<Binding>,
+    /// `serve --format`, checked against the format annotation; `None` where the
+    /// command serves no document.
+    pub format: Option<FormatFlag>,
+}
+
+/// What `serve` will serve, and whether `--format` said so or it is the default. The
+/// agent's format is fixed before the Secret is read (the socket is bound first), so
+/// the annotation can only be checked against it, not fill it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatFlag {
+    pub format: DocFormat,
+    pub explicit: bool,
 }
 
 /// The settings a decrypt or rewrap uses, after reconciling flags and annotations.
@@ -294,10 +328,36 @@ pub fn resolve(sealed: &Envelope, flags: &TransitFlags) -> Result<Transit, Input
         Binding::Identity => Some(sealed.secret.context()),
         Binding::None => None,
     };
+    if let (Some(flag), Some(annotated)) = (flags.format, sealed.format) {
+        check_format(&object, flag, annotated)?;
+    }
     Ok(Transit {
         mount,
         key,
         context,
+    })
+}
+
+/// The format the agent serves must be the one the Secret was sealed as.
+fn check_format(object: &str, flag: FormatFlag, annotated: DocFormat) -> Result<(), InputError> {
+    if flag.format == annotated {
+        return Ok(());
+    }
+    let (serves, annotated) = (flag.format.as_str(), annotated.as_str());
+    Err(if flag.explicit {
+        InputError::new(
+            format!(
+                "--format {serves:?} contradicts Secret {object}'s annotation {ANN_FORMAT}={annotated:?}"
+            ),
+            "drop --format or fix the annotation",
+        )
+    } else {
+        InputError::new(
+            format!(
+                "Secret {object} has {ANN_FORMAT}={annotated:?} but the agent serves {serves} (the default of --format)"
+            ),
+            format!("pass --format {annotated}"),
+        )
     })
 }
 
@@ -408,6 +468,37 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(&sealed, &same).is_ok());
+    }
+
+    #[test]
+    fn the_format_flag_must_agree_with_the_annotation() {
+        let s = secret(
+            "ciphertext",
+            "vault:v1:abc",
+            &[(ANN_TRANSIT_KEY, "k"), (ANN_FORMAT, "json")],
+        );
+        let sealed = read(&s, None).unwrap();
+        assert_eq!(sealed.format, Some(DocFormat::Json));
+        let with = |format, explicit| TransitFlags {
+            format: Some(FormatFlag { format, explicit }),
+            ..Default::default()
+        };
+        assert!(resolve(&sealed, &with(DocFormat::Json, true)).is_ok());
+        assert!(resolve(&sealed, &with(DocFormat::Json, false)).is_ok());
+        let err = resolve(&sealed, &with(DocFormat::Raw, true)).unwrap_err();
+        assert!(
+            err.to_string().contains("--format \"raw\" contradicts"),
+            "{err}"
+        );
+        // No annotation (the old tool's Secrets): the flag alone decides.
+        let old = read(
+            &secret("secrets.json", "vault:v1:abc", &[(ANN_TRANSIT_KEY, "k")]),
+            None,
+        )
+        .unwrap();
+        assert!(resolve(&old, &with(DocFormat::Raw, true)).is_ok());
+        let bad = secret("ciphertext", "vault:v1:x", &[(ANN_FORMAT, "yaml")]);
+        assert!(read(&bad, None).is_err());
     }
 
     #[test]

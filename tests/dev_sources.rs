@@ -161,7 +161,7 @@ fn env_file_without_plaintext_env_and_two_sources_are_refused() {
             "doc.json",
         ])
         .run();
-    assert_eq!(run.code, 3);
+    assert_eq!(run.code, 2, "a usage error, as clap's own");
     assert!(run.stderr.contains("--env-file goes with --plaintext-env"));
     let run = Cmd::secret_zero()
         .args([

@@ -194,6 +194,65 @@ fn the_injected_pod_has_everything_the_example_shows() {
     assert_eq!(spec["volumes"][0]["name"], "cache");
 }
 
+/// A pod that says nothing about automount, under a ServiceAccount that turns it off
+/// (manifests/example-app/serviceaccount.yaml), gets no API token from kubelet; inject
+/// cannot see the ServiceAccount, so the agent always gets API credentials of its own,
+/// mounted where the in-cluster client looks, and the app containers never do.
+#[test]
+fn the_agent_gets_its_own_api_token_whatever_the_service_account_says() {
+    for pod_automount in [None, Some(true), Some(false)] {
+        let mut pod: Value = serde_json::from_str(&uid_pod(json!({}), None, None)).unwrap();
+        pod["spec"]["serviceAccountName"] = json!("app");
+        if let Some(automount) = pod_automount {
+            pod["spec"]["automountServiceAccountToken"] = json!(automount);
+        }
+        let out = run_inject(&["-o", "json"], Some(&pod.to_string()));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let spec = &out.json()["spec"];
+        let agent = agent_of(spec);
+        let mount = agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == POD_SERVICEACCOUNT_DIR)
+            .unwrap_or_else(|| panic!("{pod_automount:?}: no API token in the agent: {agent}"));
+        assert_eq!(
+            mount,
+            &json!({"name": "secret-zero-kube-api", "mountPath": POD_SERVICEACCOUNT_DIR, "readOnly": true})
+        );
+        let volume = spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "secret-zero-kube-api")
+            .expect("the API token volume");
+        let paths: Vec<&Value> = volume["projected"]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                [
+                    &s["serviceAccountToken"]["path"],
+                    &s["configMap"]["items"][0]["path"],
+                    &s["downwardAPI"]["items"][0]["path"],
+                ]
+            })
+            .filter(|p| p.is_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [&json!("token"), &json!("ca.crt"), &json!("namespace")]
+        );
+        let app = &spec["containers"][0];
+        assert!(
+            !app["volumeMounts"]
+                .to_string()
+                .contains("secret-zero-kube-api"),
+            "{app}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- the agent's uid
 
 /// A Pod for shop/app with `annotations` added, `pod_sc` as the pod's securityContext
@@ -494,7 +553,8 @@ fn a_changed_annotation_updates_an_injected_pod() {
         docs[0]["spec"]["initContainers"].as_array().unwrap().len(),
         1
     );
-    assert_eq!(docs[0]["spec"]["volumes"].as_array().unwrap().len(), 2);
+    // The socket, the Vault token and the API token: nothing added twice.
+    assert_eq!(docs[0]["spec"]["volumes"].as_array().unwrap().len(), 3);
 }
 
 /// The example manifest is what inject makes of its base, and a fixed point of inject.

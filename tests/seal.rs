@@ -448,12 +448,13 @@ fn a_large_document_round_trips_and_a_1_mib_document_is_refused() {
 // --apply over existing Secrets
 // ---------------------------------------------------------------------------
 
+/// A Secret secret-zero already manages, which others have added to since.
 fn existing_secret(bed: &Bed, name: &str) -> Value {
     bed.double.put_secret(json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {
             "namespace": "shop", "name": name,
-            "labels": {"team": "payments", "app.kubernetes.io/managed-by": "someone-else"},
+            "labels": {"team": "payments", "app.kubernetes.io/managed-by": "secret-zero"},
             "annotations": {"owner": "alice@example.com", "secret-zero.dev/binding": "none"},
         },
         "data": {"ciphertext": b64(b"vault:v1:old"), "README": b64(b"do not delete")},
@@ -501,6 +502,98 @@ fn apply_over_an_existing_secret_keeps_foreign_labels_annotations_and_data() {
 
     let delivered = bed.serve_and_get("shop/app-secrets", &[]);
     assert_eq!(json_of(&delivered), json_of(&doc));
+}
+
+/// A plain Secret someone else owns: plaintext keys, an old-tool ciphertext, and
+/// `managed_by` as its label (`None`: no such label).
+fn foreign_secret(bed: &Bed, name: &str, managed_by: Option<&str>) -> Value {
+    let mut labels = json!({"team": "payments"});
+    if let Some(manager) = managed_by {
+        labels["app.kubernetes.io/managed-by"] = json!(manager);
+    }
+    bed.double.put_secret(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"namespace": "shop", "name": name, "labels": labels},
+        "data": {
+            "password": b64(b"hunter2-in-clear"),
+            "username": b64(b"shop"),
+            "secrets.json": b64(b"vault:v1:old-tool-ciphertext"),
+        },
+    }))
+}
+
+#[test]
+fn apply_over_a_secret_secret_zero_does_not_manage_is_refused_without_adopt() {
+    let bed = Bed::new();
+    let doc = doc_with("not-yours");
+    let input = bed.file("doc.json", &doc);
+    for (name, manager) in [("unlabelled", None), ("helm-owned", Some("Helm"))] {
+        let before = foreign_secret(&bed, name, manager);
+        let run = bed.seal_apply(&bed.sealer(), &sealing(DERIVED, name, &input, &[]));
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert_eq!(
+            one_error_line(&run.stderr),
+            format!(
+                "secret-zero: error: Secret shop/{name} exists and is not managed by secret-zero (no label app.kubernetes.io/managed-by=secret-zero); nothing was written (hint: seal into another --name, or pass --adopt to take it over (its data keys that are not Transit ciphertexts are removed))"
+            )
+        );
+        assert_eq!(bed.stored("shop", name), before);
+        // Refused before any Vault work: no key read, no encryption.
+        for vault_work in ["Transit key read", "document encrypted"] {
+            assert!(!run.stderr.contains(vault_work), "{}", run.stderr);
+        }
+    }
+    assert!(bed.secret_writes().is_empty(), "{:?}", bed.secret_writes());
+    // --adopt goes with --apply only.
+    let run = bed.seal(
+        &bed.sealer(),
+        &sealing(DERIVED, "x", &input, &["--adopt"]),
+        None,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[test]
+fn adopt_takes_a_secret_over_and_leaves_no_plaintext_beside_the_ciphertext() {
+    let bed = Bed::new();
+    foreign_secret(&bed, "app-secrets", None);
+    let doc = doc_with("adopted");
+    let input = bed.file("doc.json", &doc);
+    let run = bed
+        .seal_apply(
+            &bed.sealer(),
+            &sealing(DERIVED, "app-secrets", &input, &["--adopt"]),
+        )
+        .ok();
+    assert_eq!(
+        run.stdout,
+        "secret/app-secrets adopted (removed data keys that were not sealed: password, username)\n"
+    );
+    assert!(
+        run.stderr.contains("removed=password,username"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+
+    let after = bed.stored("shop", "app-secrets");
+    let keys: Vec<&String> = after["data"].as_object().unwrap().keys().collect();
+    // The old tool's ciphertext holds no plaintext: it stays for agents still reading it.
+    assert_eq!(keys, ["ciphertext", "secrets.json"], "{after}");
+    assert_eq!(after["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        after["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "secret-zero"
+    );
+    let delivered = bed.serve_and_get("shop/app-secrets", &[]);
+    assert_eq!(json_of(&delivered), json_of(&doc));
+
+    // Now it is ours: sealing again needs no --adopt and is a plain update.
+    let run = bed
+        .seal_apply(&bed.sealer(), &sealing(DERIVED, "app-secrets", &input, &[]))
+        .ok();
+    assert_eq!(run.stdout, "secret/app-secrets updated\n");
 }
 
 #[test]

@@ -4,10 +4,14 @@
 # versions, retire and trim old versions. No decrypt, no encrypt, no export, no key
 # creation or deletion: the rotator never sees a plaintext and cannot make one.
 #
-#   bao policy write secret-zero-rotator manifests/vault/rotator.hcl
+# manifests/vault/setup.sh writes it as policy KEY-rotator (shop-app-rotator for its
+# default key), with the key's name in place of `+`, and gives it to the rotator's
+# role. By hand, the same:
 #
-# `+` matches any one key name on the `transit` mount. To confine the rotator to one
-# key, write its name instead of `+`; for another mount, change `transit/`.
+#   sed 's#/+#/shop-app#g' manifests/vault/rotator.hcl | bao policy write shop-app-rotator -
+#
+# As written, `+` matches any one key name on the `transit` mount; for another mount,
+# change `transit/`.
 
 # Read the key's versions (latest, min_decryption_version...). No key material.
 path "transit/keys/+" {

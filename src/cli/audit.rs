@@ -38,17 +38,18 @@ pub struct AuditArgs {
         long,
         short = 'n',
         env = env::NAMESPACE,
-        conflicts_with = "all_namespaces"
+        conflicts_with = "all_namespaces",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub namespace: Option<String>,
 
     /// Audit the pods of every namespace (needs `list pods` cluster-wide).
-    #[arg(long, short = 'A', env = env::ALL_NAMESPACES)]
+    #[arg(long, short = 'A', env = env::ALL_NAMESPACES, value_parser = super::EnvBool)]
     pub all_namespaces: bool,
 
     /// The agent image injected pods should run, unless a pod's own
     /// secret-zero.dev/image annotation names another (the same default as inject's --image).
-    #[arg(long, env = env::AUDIT_IMAGE, default_value = env::DEFAULT_IMAGE)]
+    #[arg(long, env = env::AUDIT_IMAGE, default_value = env::DEFAULT_IMAGE, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub image: String,
 
     /// Output: a readable table, or one JSON object for machines.

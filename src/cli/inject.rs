@@ -69,7 +69,7 @@ inject sets secret-zero.dev/status: injected; a second run replaces what the fir
 pub struct InjectDefaults {
     /// Put the agent in `containers` instead of as a native sidecar (an init container
     /// with restartPolicy Always), for clusters older than Kubernetes 1.29.
-    #[arg(long, env = env::LEGACY_SIDECAR)]
+    #[arg(long, env = env::LEGACY_SIDECAR, value_parser = super::EnvBool)]
     pub legacy_sidecar: bool,
 
     /// Agent image for pods without secret-zero.dev/image.

@@ -48,13 +48,78 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// [`Parser::parse`], with one rule more: a usage error of `rotate` first prints
+    /// its JSON report line (with `error` set) on stdout, so a CronJob's log always
+    /// ends with one. Every usage error exits with [`exit::USAGE`](crate::exit::USAGE).
+    pub fn parse_or_exit() -> Cli {
+        match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => usage_error(e),
+        }
+    }
+}
+
+fn usage_error(e: clap::Error) -> ! {
+    // --help and --version are not errors: clap prints them on stdout and exits 0.
+    if !e.use_stderr() {
+        e.exit();
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if subcommand(&args) == Some("rotate") {
+        let rendered = e.render().to_string();
+        let message = rendered.split("\n\nUsage:").next().unwrap_or(&rendered);
+        let message = message.trim().trim_start_matches("error:");
+        let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let report = crate::rotate::Report::usage_error(
+            flag_value(&args, "--transit-mount", env::TRANSIT_MOUNT)
+                .unwrap_or_else(|| env::DEFAULT_TRANSIT_MOUNT.to_string()),
+            flag_value(&args, "--transit-key", env::TRANSIT_KEY).unwrap_or_default(),
+            line,
+        );
+        println!("{}", report.to_line());
+    }
+    let _ = e.print();
+    std::process::exit(crate::exit::USAGE)
+}
+
+/// The first word of the command line that is not a global flag or its value.
+fn subcommand(args: &[String]) -> Option<&str> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--log-format" | "--log-level" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a),
+        }
+    }
+    None
+}
+
+/// `--flag VALUE` or `--flag=VALUE` (the last one wins), else the variable: for a
+/// report line when the command line could not be parsed.
+fn flag_value(args: &[String], flag: &str, variable: &str) -> Option<String> {
+    let mut found = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == flag {
+            found = args.next().cloned();
+        } else if let Some(value) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            found = Some(value.to_string());
+        }
+    }
+    found.or_else(|| std::env::var(variable).ok().filter(|v| !v.is_empty()))
+}
+
 /// Exit codes, shown under `--help` and documented in docs/exit-codes.md.
 pub const EXIT_CODES: &str = "\
 Exit codes:
    0  success
    1  internal error (a bug)
-   2  usage error
-   3  bad input: a missing or malformed file, document, flag value or setting
+   2  usage error: an unknown or missing flag, a malformed flag or variable value, flags that do not go together
+   3  bad input: a missing or malformed file, document or setting, a flag that contradicts the Secret's annotations
    4  Vault refused the login (role, audience, expired or foreign token)
    5  Vault refused an operation (permission denied, bad ciphertext, no such key)
    6  Vault unreachable, sealed, TLS failure, or still failing after retries
@@ -255,9 +320,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub transit: TransitArgs,
 
-    /// What the plaintext must be.
-    #[arg(long, env = env::FORMAT, value_enum, default_value_t = DocFormat::Json)]
-    pub format: DocFormat,
+    /// What the plaintext must be [default: json]. It must agree with the Secret's
+    /// secret-zero.dev/format annotation: the socket is bound before the Secret is read,
+    /// so the annotation cannot change it.
+    #[arg(long, env = env::FORMAT, value_enum)]
+    pub format: Option<DocFormat>,
 
     /// Socket: a path (in a memory-backed emptyDir) or @NAME for the Linux abstract namespace.
     #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
@@ -297,7 +364,7 @@ pub struct ServeArgs {
     pub header_read_timeout: Duration,
 
     /// Exit 0 once the last delivery is made, instead of staying up answering 410.
-    #[arg(long, env = env::EXIT_AFTER_DELIVERY)]
+    #[arg(long, env = env::EXIT_AFTER_DELIVERY, value_parser = EnvBool)]
     pub exit_after_delivery: bool,
 
     /// How long to retry transient Vault and Kubernetes faults at start-up.
@@ -312,6 +379,13 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub kube: KubeArgs,
+}
+
+impl ServeArgs {
+    /// What the agent serves: `--format`, else JSON.
+    pub fn format(&self) -> DocFormat {
+        self.format.unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +409,47 @@ pub struct ProbeArgs {
     /// The agent's socket (path or @NAME).
     #[arg(long, env = env::SOCKET, value_parser = socket, default_value = env::DEFAULT_SOCKET)]
     pub socket: SocketSpec,
+}
+
+/// The value parser of every on/off flag's variable: what Kubernetes manifests write
+/// (`"true"`, `"1"`, `"yes"`, `"on"` and their opposites, any case; empty is off). A
+/// flag itself takes no value, so a bad value always comes from the variable, and the
+/// error names it.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvBool;
+
+impl clap::builder::TypedValueParser for EnvBool {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        let text = value.to_string_lossy();
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "y" | "on" => Ok(true),
+            "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
+            _ => {
+                let variable = arg
+                    .and_then(|a| a.get_env())
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "the variable".into());
+                let flag = arg
+                    .and_then(|a| a.get_long())
+                    .map(|l| format!(" (--{l})"))
+                    .unwrap_or_default();
+                Err(clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "{variable}={text:?}{flag} is not on or off: write true or false (also 1/0, yes/no, on/off)\n"
+                    ),
+                )
+                .with_cmd(cmd))
+            }
+        }
+    }
 }
 
 /// "30s", "500ms", "2m".

@@ -21,7 +21,7 @@ Exit codes of rotate (besides those of secret-zero --help):
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct RotateArgs {
     /// The Transit key whose ciphertexts are rewrapped.
-    #[arg(long, env = env::TRANSIT_KEY)]
+    #[arg(long, env = env::TRANSIT_KEY, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub transit_key: String,
 
     /// The Transit mount of the key.
@@ -43,7 +43,7 @@ pub struct RotateArgs {
     pub namespace: Option<String>,
 
     /// Look for Secrets in every namespace (needs `list secrets` cluster-wide).
-    #[arg(long, short = 'A', env = env::ALL_NAMESPACES)]
+    #[arg(long, short = 'A', env = env::ALL_NAMESPACES, value_parser = super::EnvBool)]
     pub all_namespaces: bool,
 
     /// Only Secrets that also match this label selector (e.g. "tier=web,team!=ops"),
@@ -58,21 +58,23 @@ pub struct RotateArgs {
     pub secrets: Vec<String>,
 
     /// Do not rotate the key: only rewrap ciphertexts that are behind its latest version.
-    #[arg(long, env = env::NO_ROTATE)]
+    #[arg(long, env = env::NO_ROTATE, value_parser = super::EnvBool)]
     pub no_rotate: bool,
 
     /// After rewrapping, retire the old key versions (min_decryption_version = latest)
     /// if every Secret under the key, in every namespace, is at the latest version;
     /// otherwise refuse and list the Secrets that lag.
-    #[arg(long, env = env::RETIRE)]
+    #[arg(long, env = env::RETIRE, value_parser = super::EnvBool)]
     pub retire: bool,
 
     /// After a successful --retire, delete the retired key versions for good.
-    #[arg(long, env = env::TRIM, requires = "retire")]
+    // Checked by the command, not with `requires`: clap counts a variable set to
+    // "false" as given.
+    #[arg(long, env = env::TRIM, value_parser = super::EnvBool)]
     pub trim: bool,
 
     /// Report what would be done; rotate nothing, write nothing, retire nothing.
-    #[arg(long, env = env::DRY_RUN)]
+    #[arg(long, env = env::DRY_RUN, value_parser = super::EnvBool)]
     pub dry_run: bool,
 
     /// Ciphertexts per Transit rewrap request (batch_input).

@@ -57,11 +57,20 @@ pub struct SealArgs {
     pub output: ManifestFormat,
 
     /// Create or update the Secret in the cluster instead of printing it.
-    #[arg(long, env = env::APPLY)]
+    #[arg(long, env = env::APPLY, value_parser = super::EnvBool)]
     pub apply: bool,
 
+    /// With --apply: take over an existing Secret that secret-zero does not manage (no
+    /// app.kubernetes.io/managed-by=secret-zero label). Its data keys that are not Transit
+    /// ciphertexts are removed (named in the output), so no plaintext stays beside the
+    /// ciphertext. Without it such a Secret is refused and nothing is written.
+    // Checked by the command, not with `requires`: clap counts a variable set to
+    // "false" as given.
+    #[arg(long, env = env::ADOPT, value_parser = super::EnvBool)]
+    pub adopt: bool,
+
     /// Skip decrypting what was sealed (the sealer then needs no decrypt permission).
-    #[arg(long, env = env::NO_VERIFY)]
+    #[arg(long, env = env::NO_VERIFY, value_parser = super::EnvBool)]
     pub no_verify: bool,
 
     /// How long transient Vault and Kubernetes faults (connection refused, 5xx, 429) are retried.

@@ -10,7 +10,7 @@ pub async fn run(args: GetArgs) -> Result<(), Error> {
     let socket = args.socket;
     let format = args.format;
     if args.key.is_some() && format != FetchFormat::Json {
-        return Err(Error::input(
+        return Err(Error::usage(
             "--key picks a value out of the JSON document",
             "use --key without --format, or drop --key",
         ));

@@ -44,8 +44,14 @@ pub async fn run(args: RotateArgs) -> Result<i32, Error> {
 }
 
 async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session), Error> {
+    if args.trim && !args.retire {
+        return Err(Error::usage(
+            "--trim goes with --retire",
+            "trim deletes the versions a successful --retire retired: add --retire, or drop --trim",
+        ));
+    }
     if args.transit_key.trim().is_empty() {
-        return Err(Error::input(
+        return Err(Error::usage(
             "--transit-key is empty",
             "name the Transit key whose ciphertexts to rewrap",
         ));
@@ -54,7 +60,8 @@ async fn start(args: &RotateArgs, plan: &mut Plan) -> Result<(Rotator, Session),
         .secrets
         .iter()
         .map(|s| SecretRef::parse(s))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(Error::Usage)?;
 
     let (client, default_namespace) = connect(&args.operator.cluster()).await?;
     plan.scope = if args.all_namespaces {

@@ -11,7 +11,13 @@ use crate::retry::Backoff;
 use crate::seal::{self, Cluster, Request, Sealer};
 
 pub async fn run(args: SealArgs) -> Result<(), Error> {
-    let secret = seal::target(&args.namespace, &args.name, &args.data_key)?;
+    if args.adopt && !args.apply {
+        return Err(Error::usage(
+            "--adopt goes with --apply",
+            "--adopt takes over a Secret in the cluster: add --apply, or drop --adopt",
+        ));
+    }
+    let secret = seal::target(&args.namespace, &args.name, &args.data_key).map_err(Error::Usage)?;
     // The document first: a bad one costs no login, no Kubernetes call.
     let document = document::read(&args.from_file, args.input_format)?;
     seal::check_document_size(&document, &secret)?;
@@ -22,6 +28,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         key: args.transit_key.clone(),
         binding: args.binding,
         verify: !args.no_verify,
+        adopt: args.adopt,
         backoff,
     };
     if !request.verify {
@@ -34,6 +41,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
         let (client, _) = kube::connect(&args.operator.cluster()).await?;
         let cluster = Cluster::new(client);
         let current = cluster.read(&request).await?;
+        seal::check_ownership(&request, current.as_ref())?;
         Some((cluster, current))
     } else {
         None
@@ -48,7 +56,7 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
     let result = match target {
         Some((cluster, current)) => seal::apply(&sealer, &cluster, current, &document)
             .await
-            .map(|applied| format!("secret/{} {}\n", args.name, applied.as_str())),
+            .map(|applied| applied.line(&args.name)),
         None => seal::to_manifest(&sealer, &document, args.output).await,
     };
     drop(document);

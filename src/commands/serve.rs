@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::agent::{Agent, AgentConfig, Limits, PeerPolicy, Source};
+use crate::agent::{Agent, AgentConfig, AgentError, Limits, PeerPolicy, Source};
 use crate::cli::ServeArgs;
 use crate::error::Error;
 use crate::failure::Hinted;
@@ -12,17 +13,29 @@ use crate::fault::Fault;
 use crate::kube::ClusterSource;
 use crate::plaintext::Plaintext;
 use crate::retry::Backoff;
-use crate::secret_format::{SecretRef, TransitFlags};
+use crate::secret_format::{FormatFlag, SecretRef, TransitFlags};
+use crate::signals::Shutdown;
 use crate::source::{
     CiphertextAt, Fetched, KubeObjectKind, PlaintextEnvSource, PlaintextFileSource,
     PlaintextKubeSource, VaultSource,
 };
 use crate::vault::{self, Session};
 
+/// How long a stop request waits for the start-up token's revoke still in flight
+/// (a request to a healthy Vault takes milliseconds): the agent exits within a second
+/// of SIGTERM whatever Vault does. A token left behind dies with its short TTL.
+const REVOKE_GRACE: Duration = Duration::from_millis(800);
+
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
+    // From here on SIGTERM and SIGINT end `serve` cleanly at any moment, start-up
+    // retries included, with exit code 0, as after start-up.
+    let shutdown = Shutdown::install("wiping and exiting");
     let hardening = crate::harden::harden();
     for warning in &hardening.warnings {
         tracing::warn!("{warning}");
+    }
+    for note in &hardening.notes {
+        tracing::info!("{note}");
     }
     tracing::info!(
         not_dumpable = hardening.not_dumpable,
@@ -42,7 +55,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         },
         max_deliveries: args.max_deliveries,
         exit_after_delivery: args.exit_after_delivery,
-        format: args.format,
+        format: args.format(),
         key_version: None,
         limits: Limits {
             max_connections: args.max_connections,
@@ -50,10 +63,30 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         },
     })?;
     let status = agent.status_handle();
-    let server = tokio::spawn(agent.serve(shutdown_signal()));
+    let server = tokio::spawn(agent.serve({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.wait().await;
+        }
+    }));
+
+    // The start-up fetch retries transient faults for up to --retry-timeout; a stop
+    // request ends it at once (the server stops on the same signal).
+    let first = tokio::select! {
+        biased;
+        signal = shutdown.wait() => Err(signal),
+        first = source.fetch_first() => Ok(first),
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(signal) => {
+            tracing::info!("{signal} during start-up: stopped before the document was fetched");
+            return finish(server.await);
+        }
+    };
 
     let mut revoking = None;
-    match source.fetch_first().await {
+    match first {
         Ok((fetched, session)) => {
             if let Some(session) = session {
                 // Ready now; the token's revoke runs beside the first request, which
@@ -86,21 +119,25 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     }
 
     let served = server.await;
-    // However serving ended, the start-up token's revoke is finished first.
-    if let Some(revoking) = revoking {
-        let _ = revoking.await;
+    // However serving ended, the start-up token's revoke is finished first (a delivery
+    // already waited for it; a stop before any delivery waits a moment at most).
+    if let Some(revoking) = revoking
+        && tokio::time::timeout(REVOKE_GRACE, revoking).await.is_err()
+    {
+        tracing::warn!(
+            "the Vault token's revoke did not finish before exit; the token expires with its TTL"
+        );
     }
+    finish(served)
+}
+
+/// What the socket server's task ended with.
+fn finish(served: Result<Result<(), AgentError>, tokio::task::JoinError>) -> Result<(), Error> {
     match served {
         Ok(result) => Ok(result?),
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(Error::internal(format!("the socket server stopped: {e}"))),
     }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let signal = crate::signals::terminated().await;
-    tracing::info!("{signal}: wiping and exiting");
 }
 
 /// The agent's source of plaintext: Vault, or (development and migration) a file, the
@@ -143,7 +180,7 @@ impl Source for AnySource {
 
 fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     if args.env_file.is_some() && args.plaintext_env.is_none() {
-        return Err(Error::input(
+        return Err(Error::usage(
             "--env-file goes with --plaintext-env",
             "name the definition file with --plaintext-env, or drop --env-file",
         ));
@@ -162,7 +199,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         );
         return Ok(AnySource::File(Arc::new(PlaintextFileSource {
             path: path.clone(),
-            format: args.format,
+            format: args.format(),
         })));
     }
 
@@ -193,7 +230,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
         );
         return Ok(AnySource::Kube(Arc::new(PlaintextKubeSource {
             kind,
-            object: SecretRef::parse(object)?,
+            object: SecretRef::parse(object).map_err(Error::Usage)?,
             cluster: cluster(),
             backoff,
         })));
@@ -202,13 +239,13 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     let ciphertext = match (&args.secret, &args.ciphertext_file) {
         (Some(secret), None) => {
             if args.transit.binding_context.is_some() {
-                return Err(Error::input(
+                return Err(Error::usage(
                     "--binding-context goes with --ciphertext-file",
                     "with --secret the binding comes from the Secret's own namespace/name",
                 ));
             }
             CiphertextAt::Secret {
-                secret: SecretRef::parse(secret)?,
+                secret: SecretRef::parse(secret).map_err(Error::Usage)?,
                 cluster: cluster(),
             }
         }
@@ -217,7 +254,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             binding_context: args.transit.binding_context.clone(),
         },
         _ => {
-            return Err(Error::input(
+            return Err(Error::usage(
                 "serve needs one source: --secret, --ciphertext-file, or (development and migration) --plaintext-file, --plaintext-env, --plaintext-secret or --plaintext-configmap",
                 "in a pod, --secret NAMESPACE/NAME reads the ciphertext Secret",
             ));
@@ -225,7 +262,7 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
     };
 
     let login = args.login.spec().ok_or_else(|| {
-        Error::input(
+        Error::usage(
             "serve needs --role (the Vault role to log in as)",
             "set --role or SECRET_ZERO_ROLE",
         )
@@ -239,8 +276,12 @@ fn build_source(args: &ServeArgs) -> Result<AnySource, Error> {
             mount: args.transit.transit_mount.clone(),
             key: args.transit.transit_key.clone(),
             binding: args.transit.binding,
+            format: Some(FormatFlag {
+                format: args.format(),
+                explicit: args.format.is_some(),
+            }),
         },
-        format: args.format,
+        format: args.format(),
         backoff,
     })))
 }

@@ -16,9 +16,9 @@ pub const AGENT_CONTAINER: &str = "secret-zero";
 pub const SOCKET_VOLUME: &str = "secret-zero-socket";
 /// The projected ServiceAccount token for Vault (audience `vault`), agent only.
 pub const TOKEN_VOLUME: &str = "secret-zero-token";
-/// The Kubernetes API credentials, projected into the agent only when the pod turns
-/// off `automountServiceAccountToken` (the agent still has to read its Secret).
-pub const KUBE_API_VOLUME: &str = "secret-zero-kube-api";
+/// The Kubernetes API credentials (what automount gives), projected into the agent
+/// alone, always: see [`inject_template`] for why.
+pub use crate::kube::KUBE_API_VOLUME;
 /// Vault's CA bundle from a ConfigMap (`secret-zero.dev/vault-ca-configmap`).
 pub const VAULT_CA_VOLUME: &str = "secret-zero-vault-ca";
 /// Where the Vault token is mounted in the agent (the file is `token`).
@@ -238,11 +238,7 @@ pub fn inject_template(
         .filter(|u| Some(*u) != agent_uid)
         .collect();
 
-    let automount_off = spec
-        .get("automountServiceAccountToken")
-        .and_then(Value::as_bool)
-        == Some(false);
-    let agent = agent_container(&settings, pinned, &others, automount_off, context, options);
+    let agent = agent_container(&settings, pinned, &others, context, options);
 
     if options.legacy_sidecar {
         array(spec, "containers").push(agent);
@@ -265,17 +261,21 @@ pub fn inject_template(
             "path": "token",
         }}]},
     }));
-    if automount_off {
-        // What kubelet's automount would give, for the agent alone.
-        volumes.push(json!({
-            "name": KUBE_API_VOLUME,
-            "projected": {"sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
-            ]},
-        }));
-    }
+    // The agent reads its Secret through the API, so it gets the API credentials of
+    // its own, whatever the pod says: the pod spec cannot show whether they would be
+    // mounted (the ServiceAccount's automountServiceAccountToken: false turns them off
+    // too, and `inject` works offline, without the ServiceAccount), and a container
+    // the webhook adds comes after the ServiceAccount admission plugin has mounted
+    // them into the others. A mount at the usual path also keeps that plugin from
+    // adding its own to the agent. Same ServiceAccount, same rights: nothing more.
+    volumes.push(json!({
+        "name": KUBE_API_VOLUME,
+        "projected": {"sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]},
+    }));
     if let Some((name, key)) = &settings.vault_ca {
         volumes.push(json!({
             "name": VAULT_CA_VOLUME,
@@ -312,7 +312,6 @@ fn agent_container(
     s: &Settings,
     run_as_user: Option<u32>,
     others: &[u32],
-    automount_off: bool,
     context: &Context,
     options: &Options,
 ) -> Value {
@@ -358,9 +357,9 @@ fn agent_container(
         mounts.push(json!({"name": SOCKET_VOLUME, "mountPath": dir}));
     }
     mounts.push(json!({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true}));
-    if automount_off {
-        mounts.push(json!({"name": KUBE_API_VOLUME, "mountPath": DEFAULT_SERVICEACCOUNT_DIR, "readOnly": true}));
-    }
+    mounts.push(
+        json!({"name": KUBE_API_VOLUME, "mountPath": DEFAULT_SERVICEACCOUNT_DIR, "readOnly": true}),
+    );
     if s.vault_ca.is_some() {
         mounts.push(json!({"name": VAULT_CA_VOLUME, "mountPath": VAULT_CA_DIR, "readOnly": true}));
     }

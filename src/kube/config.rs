@@ -8,6 +8,11 @@ use super::error::KubeError;
 
 use crate::env::DEFAULT_SERVICEACCOUNT_DIR;
 
+/// The volume `inject` and the webhook give the agent for its Kubernetes API token,
+/// mounted at the in-cluster directory; named here so that the error for a missing
+/// file can name it.
+pub const KUBE_API_VOLUME: &str = "secret-zero-kube-api";
+
 /// How to reach the API server.
 #[derive(Debug, Clone)]
 pub enum ClusterSource {
@@ -68,12 +73,7 @@ async fn in_cluster(host: &str, port: &str, dir: &Path) -> Result<kube::Config, 
     for file in ["ca.crt", "token"] {
         let path = dir.join(file);
         if !path.is_file() {
-            return Err(KubeError::Config(format!(
-                "in a pod (KUBERNETES_SERVICE_HOST is set) but there is no {} \
-                 (the ServiceAccount token volume is not mounted: check \
-                 automountServiceAccountToken, or give --kubeconfig)",
-                path.display()
-            )));
+            return Err(KubeError::Config(missing_in_cluster_file(&path, dir)));
         }
     }
     if dir == Path::new(DEFAULT_SERVICEACCOUNT_DIR) {
@@ -111,6 +111,21 @@ async fn in_cluster(host: &str, port: &str, dir: &Path) -> Result<kube::Config, 
         })
 }
 
+/// What to check when an in-cluster file is missing: who mounts it, and the way out.
+fn missing_in_cluster_file(path: &Path, dir: &Path) -> String {
+    let what = if dir == Path::new(DEFAULT_SERVICEACCOUNT_DIR) {
+        format!(
+            "check that the agent's container mounts a Kubernetes API token there (`secret-zero inject` and the webhook add the volume {KUBE_API_VOLUME}: inject the pod again), or that automountServiceAccountToken is not false on the pod or its ServiceAccount"
+        )
+    } else {
+        "check --serviceaccount-dir (SECRET_ZERO_SERVICEACCOUNT_DIR): it must hold token, ca.crt and namespace".to_string()
+    };
+    format!(
+        "in a pod (KUBERNETES_SERVICE_HOST is set) but {} is missing, so the Kubernetes API cannot be reached: {what}; or give --kubeconfig",
+        path.display()
+    )
+}
+
 async fn from_kubeconfig(path: Option<&Path>) -> Result<kube::Config, KubeError> {
     let options = KubeConfigOptions::default();
     match path {
@@ -129,5 +144,31 @@ async fn from_kubeconfig(path: Option<&Path>) -> Result<kube::Config, KubeError>
                 "no usable kubeconfig (KUBECONFIG or ~/.kube/config) and not in a cluster: {e}"
             ))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_in_cluster_file_says_what_to_check() {
+        let dir = Path::new(DEFAULT_SERVICEACCOUNT_DIR);
+        let usual = missing_in_cluster_file(&dir.join("token"), dir);
+        for what in [
+            "/var/run/secrets/kubernetes.io/serviceaccount/token is missing",
+            "volume secret-zero-kube-api",
+            "inject the pod again",
+            "automountServiceAccountToken is not false on the pod or its ServiceAccount",
+            "--kubeconfig",
+        ] {
+            assert!(usual.contains(what), "{what:?} not in {usual}");
+        }
+        let custom = Path::new("/sa");
+        let other = missing_in_cluster_file(&custom.join("ca.crt"), custom);
+        assert!(
+            other.contains("/sa/ca.crt is missing") && other.contains("check --serviceaccount-dir"),
+            "{other}"
+        );
     }
 }

@@ -115,9 +115,7 @@ impl KubeError {
             KubeError::Unauthorized { .. } => {
                 "the API server did not accept the credentials: check the kubeconfig or the pod's ServiceAccount token".to_string()
             }
-            KubeError::Forbidden { object, .. } => format!(
-                "grant this ServiceAccount the verb on {object} with a Role/RoleBinding"
-            ),
+            KubeError::Forbidden { object, message } => forbidden_hint(object, message),
             KubeError::NotFound { object } => {
                 format!("create {object} first (e.g. with `secret-zero seal --apply`) or fix the name")
             }
@@ -133,6 +131,36 @@ impl KubeError {
     }
 }
 
+/// Which grant a 403 asks for: the verb the API server names (`cannot list resource
+/// "secrets"`), on what, and with which RBAC objects (a list in every namespace needs
+/// a ClusterRole and a ClusterRoleBinding; one namespace, a Role and a RoleBinding).
+fn forbidden_hint(object: &str, message: &str) -> String {
+    let verb = message
+        .split_once("cannot ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .filter(|v| v.chars().all(|c| c.is_ascii_lowercase()));
+    // Lists are described as "PLURAL in NAMESPACE" or "PLURAL in all namespaces",
+    // perhaps with " (SELECTOR)"; anything else names one object.
+    let list = object
+        .split_once(" (")
+        .map_or(object, |(scope, _)| scope)
+        .split_once(" in ");
+    match list {
+        Some((resource, "all namespaces")) => format!(
+            "grant this identity the verb `{}` on {resource} in every namespace: a ClusterRole and a ClusterRoleBinding",
+            verb.unwrap_or("list")
+        ),
+        Some((resource, namespace)) => format!(
+            "grant this identity the verb `{}` on {resource} in namespace {namespace}: a Role and a RoleBinding there (or a ClusterRole bound there)",
+            verb.unwrap_or("list")
+        ),
+        None => format!(
+            "grant this identity the verb `{}` on {object}: a Role and a RoleBinding in its namespace",
+            verb.unwrap_or("get")
+        ),
+    }
+}
+
 impl crate::retry::Transient for KubeError {
     fn is_transient(&self) -> bool {
         KubeError::is_transient(self)
@@ -143,5 +171,40 @@ impl crate::retry::Transient for KubeError {
             KubeError::Transient { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_403_hint_names_the_verb_and_the_rbac_objects() {
+        let hint = |object: &str, message: &str| {
+            KubeError::Forbidden {
+                object: object.into(),
+                message: message.into(),
+            }
+            .hint()
+            .unwrap()
+        };
+        assert_eq!(
+            hint(
+                "secrets in all namespaces (app.kubernetes.io/managed-by=secret-zero)",
+                r#"secrets is forbidden: User "system:serviceaccount:ops:rot" cannot list resource "secrets" in API group "" at the cluster scope"#
+            ),
+            "grant this identity the verb `list` on secrets in every namespace: a ClusterRole and a ClusterRoleBinding"
+        );
+        assert_eq!(
+            hint("secrets in shop", "forbidden"),
+            "grant this identity the verb `list` on secrets in namespace shop: a Role and a RoleBinding there (or a ClusterRole bound there)"
+        );
+        assert_eq!(
+            hint(
+                "shop/app",
+                r#"secrets "app" is forbidden: User "u" cannot update resource "secrets""#
+            ),
+            "grant this identity the verb `update` on shop/app: a Role and a RoleBinding in its namespace"
+        );
     }
 }

@@ -9,7 +9,7 @@ mod page;
 mod pods;
 mod secrets;
 
-pub use config::{ClusterSource, connect};
+pub use config::{ClusterSource, KUBE_API_VOLUME, connect};
 pub use configmaps::ConfigMaps;
 pub use error::KubeError;
 pub use pods::{Container, Pod, Pods};

@@ -30,8 +30,9 @@ pub struct Report {
     pub retired_to: Option<u64>,
     /// min_available_version after a successful `--trim`.
     pub trimmed_to: Option<u64>,
-    /// Secrets that kept `--retire` from retiring (`namespace/name (reason)`).
-    pub laggards: Vec<String>,
+    /// Secrets that kept `--retire` from retiring (`namespace/name`; the reason is on
+    /// each one's log line).
+    pub laggards: Vec<Laggard>,
     /// Secrets that failed (`namespace/name`).
     pub failures: Vec<String>,
     /// Transit rewrap requests (batches and conflict retries).
@@ -51,9 +52,61 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+/// A Secret that keeps `--retire` from retiring, and why. The report names it
+/// (`namespace/name`, as the failures are named); the log line says why (`Display`:
+/// `namespace/name (why)`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Laggard {
+    pub name: String,
+    /// `v3` (the key version it is at), or `unreadable: ...`.
+    pub why: String,
+}
+
+impl std::fmt::Display for Laggard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.why)
+    }
+}
+
+impl Serialize for Laggard {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name)
+    }
+}
+
 impl Report {
+    /// The line of a run whose command line could not be parsed: what is known of the
+    /// key, and the usage error.
+    pub fn usage_error(transit_mount: String, transit_key: String, error: String) -> Report {
+        Report {
+            transit_mount,
+            transit_key,
+            error: Some(error),
+            ..Report::default()
+        }
+    }
+
     /// The summary as one line of JSON.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("a report serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn laggards_are_named_as_namespace_slash_name() {
+        let report = Report {
+            laggards: vec![Laggard {
+                name: "bank/vault-door".into(),
+                why: "v1".into(),
+            }],
+            ..Report::default()
+        };
+        let line: serde_json::Value = serde_json::from_str(&report.to_line()).unwrap();
+        assert_eq!(line["laggards"], serde_json::json!(["bank/vault-door"]));
+        assert_eq!(report.laggards[0].to_string(), "bank/vault-door (v1)");
     }
 }

@@ -9,6 +9,7 @@ use crate::kube::KubeError;
 use crate::retry::retry;
 use crate::vault::KeyConfig;
 
+use super::report::Laggard;
 use super::target::{Origin, name_of, named, target_of};
 use super::{Listing, Report, Rotator, managed_selector};
 use crate::exit;
@@ -22,7 +23,7 @@ impl Rotator {
         version: u64,
         except: &HashSet<String>,
         report: &mut Report,
-    ) -> Result<Vec<String>, Fault> {
+    ) -> Result<Vec<Laggard>, Fault> {
         let s = &self.shared;
         let mut laggards = Vec::new();
         let mut check = |name: String, origin: &Origin, secret| {
@@ -32,8 +33,14 @@ impl Rotator {
             match target_of(secret, origin, &s.mount, &s.key) {
                 Ok(None) => {}
                 Ok(Some(target)) if target.version >= version => {}
-                Ok(Some(target)) => laggards.push(format!("{name} (v{})", target.version)),
-                Err(e) => laggards.push(format!("{name} (unreadable: {})", e.one_line())),
+                Ok(Some(target)) => laggards.push(Laggard {
+                    name,
+                    why: format!("v{}", target.version),
+                }),
+                Err(e) => laggards.push(Laggard {
+                    name,
+                    why: format!("unreadable: {}", e.one_line()),
+                }),
             }
         };
         // Page by page; after an expired continue token the list starts again (a

@@ -94,6 +94,7 @@ pub fn target_of(
         mount: Some(mount.to_string()),
         key: Some(key.to_string()),
         binding: None,
+        format: None,
     };
     let transit = secret_format::resolve(&sealed, &flags)?;
     let version = crate::vault::ciphertext_version(&sealed.ciphertext)

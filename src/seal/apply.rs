@@ -38,6 +38,57 @@ pub fn merge(existing: &Secret, fresh: &Secret) -> Secret {
     merged
 }
 
+/// Whether secret-zero manages `secret` (its `app.kubernetes.io/managed-by` label).
+fn managed(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(secret_format::MANAGED_BY_LABEL))
+        .is_some_and(|v| v == secret_format::MANAGED_BY_VALUE)
+}
+
+/// An existing Secret that secret-zero does not manage is written only with `--adopt`:
+/// it may belong to someone else, and its other data keys may hold plaintext. Checked
+/// on the Secret as first read (before any Vault work) and on every re-read.
+pub fn check_ownership(r: &Request, current: Option<&Secret>) -> Result<(), Fault> {
+    match current {
+        Some(existing) if !managed(existing) && !r.adopt => Err(Fault::input(
+            format!(
+                "Secret {} exists and is not managed by secret-zero (no label {}={}); nothing was written",
+                r.object(),
+                secret_format::MANAGED_BY_LABEL,
+                secret_format::MANAGED_BY_VALUE
+            ),
+            "seal into another --name, or pass --adopt to take it over (its data keys that are not Transit ciphertexts are removed)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The data keys of an adopted Secret that must go: everything but the ciphertext we
+/// write and other Transit ciphertexts (the old tool's `secrets.json`), which hold no
+/// plaintext. A Secret secret-zero manages keeps its other keys as they are.
+fn plaintext_keys(existing: &Secret, data_key: &str) -> Vec<String> {
+    if managed(existing) {
+        return Vec::new();
+    }
+    existing
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, v)| *k != data_key && secret_format::parse_ciphertext(&v.0).is_err())
+        .map(|(k, _)| k.clone())
+        .chain(
+            existing
+                .string_data
+                .iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        )
+        .collect()
+}
+
 /// Whether `secret` holds `ciphertext` under `data_key`.
 fn carries(secret: &Secret, data_key: &str, ciphertext: &str) -> bool {
     secret
@@ -72,17 +123,35 @@ impl Cluster {
 }
 
 /// What `--apply` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Created,
     Updated,
+    /// Taken over with `--adopt`; `removed` names the data keys that held no
+    /// ciphertext and were taken out (their values are never shown).
+    Adopted {
+        removed: Vec<String>,
+    },
 }
 
 impl Applied {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Applied::Created => "created",
             Applied::Updated => "updated",
+            Applied::Adopted { .. } => "adopted",
+        }
+    }
+
+    /// The line `seal --apply` prints: `secret/NAME created`, and for an adoption the
+    /// data keys removed.
+    pub fn line(&self, name: &str) -> String {
+        match self {
+            Applied::Adopted { removed } if !removed.is_empty() => format!(
+                "secret/{name} adopted (removed data keys that were not sealed: {})\n",
+                removed.join(", ")
+            ),
+            other => format!("secret/{name} {}\n", other.as_str()),
         }
     }
 }
@@ -105,11 +174,22 @@ pub async fn apply(
             .map_err(|e| e.context(verify_note("nothing was written")))?;
     }
     let (prior, written) = write(cluster, r, current, &sealed).await?;
-    let applied = if prior.is_some() {
-        Applied::Updated
-    } else {
-        Applied::Created
+    let applied = match &prior {
+        None => Applied::Created,
+        Some(prior) if !managed(prior) => Applied::Adopted {
+            removed: plaintext_keys(prior, r.data_key()),
+        },
+        Some(_) => Applied::Updated,
     };
+    if let Applied::Adopted { removed } = &applied
+        && !removed.is_empty()
+    {
+        tracing::warn!(
+            secret = %r.object(),
+            removed = %removed.join(","),
+            "adopted: data keys that held no ciphertext were removed, so no plaintext stays beside the ciphertext"
+        );
+    }
     tracing::info!(
         secret = %r.object(),
         resource_version = written.metadata.resource_version.as_deref().unwrap_or(""),
@@ -166,7 +246,16 @@ async fn write(
                 .await
             }
             Some(existing) => {
-                let desired = merge(existing, &sealed.secret);
+                check_ownership(r, Some(existing))?;
+                let mut desired = merge(existing, &sealed.secret);
+                for key in plaintext_keys(existing, r.data_key()) {
+                    desired.data.iter_mut().for_each(|d| {
+                        d.remove(&key);
+                    });
+                    desired.string_data.iter_mut().for_each(|d| {
+                        d.remove(&key);
+                    });
+                }
                 check_size(&desired, &r.object())?;
                 retry("kubernetes replace", r.backoff, || {
                     cluster.secrets.replace(&desired)

@@ -11,7 +11,7 @@
 mod apply;
 mod manifest;
 
-pub use apply::{Cluster, apply};
+pub use apply::{Cluster, apply, check_ownership};
 pub use manifest::manifest;
 
 use crate::document::{ManifestFormat, same_document};
@@ -141,6 +141,8 @@ pub struct Request {
     /// `None`: identity for a derived key, none otherwise.
     pub binding: Option<Binding>,
     pub verify: bool,
+    /// `--adopt`: take over an existing Secret that secret-zero does not manage.
+    pub adopt: bool,
     pub backoff: Backoff,
 }
 
@@ -185,7 +187,7 @@ impl Sealer<'_> {
                 Binding::None => None,
             },
         };
-        let ciphertext = retry("vault encrypt", r.backoff, || {
+        let encrypted = retry("vault encrypt", r.backoff, || {
             self.vault.encrypt(
                 self.token,
                 &r.mount,
@@ -194,7 +196,14 @@ impl Sealer<'_> {
                 transit.context.as_deref(),
             )
         })
-        .await?;
+        .await;
+        let ciphertext = match encrypted {
+            Ok(ciphertext) => ciphertext,
+            Err(e @ VaultError::PermissionDenied { .. }) => {
+                return Err(self.invalid_token(&e).await.unwrap_or_else(|| e.into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let key_version = vault::ciphertext_version(&ciphertext);
         tracing::info!(
             secret = %r.object(),
@@ -213,6 +222,26 @@ impl Sealer<'_> {
             binding,
             key_version,
         })
+    }
+
+    /// After a permission denied: is it the token itself? Every valid token may look
+    /// itself up (the default policy), so a refusal there too means the token is not
+    /// valid (expired, revoked, mistyped), not that a policy lacks a grant.
+    async fn invalid_token(&self, denied: &VaultError) -> Option<Fault> {
+        match self.vault.lookup_self(self.token).await {
+            Err(VaultError::PermissionDenied { path, message }) => Some(
+                Fault::from(VaultError::LoginRefused {
+                    path,
+                    status: 403,
+                    message,
+                })
+                .context(format!(
+                    "the token was refused on {} too: it is not a valid token",
+                    denied.path().unwrap_or("the request before")
+                )),
+            ),
+            _ => None,
+        }
     }
 
     async fn binding(&self) -> Result<Binding, Fault> {
@@ -245,6 +274,9 @@ impl Sealer<'_> {
                 None
             }
             Err(e @ VaultError::PermissionDenied { .. }) => {
+                if let Some(invalid) = self.invalid_token(&e).await {
+                    return Err(invalid);
+                }
                 return Err(Fault::from(e).context(
                     "seal reads the key to choose the binding: grant `read` on it, or pass --binding identity|none",
                 ));
@@ -263,6 +295,7 @@ impl Sealer<'_> {
             mount: Some(r.mount.clone()),
             key: Some(r.key.clone()),
             binding: None,
+            format: None,
         };
         let transit = secret_format::resolve(&found, &flags)?;
         let decrypted = retry("vault decrypt", r.backoff, || {

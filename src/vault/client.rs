@@ -274,7 +274,10 @@ pub(crate) fn status_error(path: &str, answer: &Reply) -> VaultError {
         503 => VaultError::Unavailable { path, message },
         429 | 500..=599 => VaultError::Transient {
             path,
-            detail: format!("HTTP {}: {message}", status.as_u16()),
+            detail: match message.as_str() {
+                "" => format!("HTTP {}", status.as_u16()),
+                _ => format!("HTTP {}: {message}", status.as_u16()),
+            },
             retry_after: answer.retry_after,
         },
         code => VaultError::InvalidRequest {
@@ -285,8 +288,9 @@ pub(crate) fn status_error(path: &str, answer: &Reply) -> VaultError {
     }
 }
 
-/// Vault's error strings joined, or a short note when the body is not Vault's shape
-/// (a proxy's HTML page, say). The body itself is never echoed.
+/// Vault's error strings joined (empty when Vault gave none, as for a missing key), or
+/// a short note when the body is not Vault's shape (a proxy's HTML page, say). The
+/// body itself is never echoed.
 fn server_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
@@ -295,7 +299,7 @@ fn server_message(body: &[u8]) -> String {
     }
     match serde_json::from_slice::<Errors>(body) {
         Ok(e) if !e.errors.is_empty() => one_line(&e.errors.join("; ")),
-        Ok(_) => "no error message".to_string(),
+        Ok(_) => String::new(),
         Err(_) => format!("non-JSON error body ({} bytes)", body.len()),
     }
 }

@@ -8,7 +8,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     /// 403: the token (or the login) is not allowed to do this.
-    #[error("permission denied on {path}: {message}")]
+    #[error("permission denied on {path}{}", suffix(message))]
     PermissionDenied { path: String, message: String },
 
     /// 403 or another client error on a login: Vault refused who we are (role,
@@ -23,7 +23,7 @@ pub enum VaultError {
 
     /// 400 and other client errors except 403/404: Vault refused the request as malformed
     /// (bad ciphertext, wrong key type, unknown role...).
-    #[error("invalid request to {path} (HTTP {status}): {message}")]
+    #[error("invalid request to {path} (HTTP {status}){}", suffix(message))]
     InvalidRequest {
         path: String,
         status: u16,
@@ -35,7 +35,7 @@ pub enum VaultError {
     NotFound { path: String, message: String },
 
     /// 503: Vault is sealed, or this node is a standby that cannot serve the request.
-    #[error("Vault unavailable at {path} (HTTP 503): {message}")]
+    #[error("Vault unavailable at {path} (HTTP 503){}", suffix(message))]
     Unavailable { path: String, message: String },
 
     /// 5xx, 429, connection refused or reset, timeout: worth retrying with backoff.
@@ -68,8 +68,11 @@ pub enum VaultError {
 
 fn login_refused(status: u16, path: &str, message: &str) -> String {
     match status {
-        403 => format!("permission denied on {path}: {message}"),
-        _ => format!("invalid request to {path} (HTTP {status}): {message}"),
+        403 => format!("permission denied on {path}{}", suffix(message)),
+        _ => format!(
+            "invalid request to {path} (HTTP {status}){}",
+            suffix(message)
+        ),
     }
 }
 
@@ -129,6 +132,9 @@ impl VaultError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
+            VaultError::LoginRefused { path, .. } if path == LOOKUP_SELF => {
+                "Vault refuses this token even auth/token/lookup-self, which the default policy allows every valid token: it is most likely expired, revoked or mistyped; log in again (`vault login`) or pass another with --vault-token-file or VAULT_TOKEN".into()
+            }
             VaultError::LoginRefused {
                 path, status: 403, ..
             } => {
@@ -146,9 +152,12 @@ impl VaultError {
             VaultError::InvalidRequest { path, .. } if path.contains("/decrypt/") => {
                 "check the transit key, the binding context and that the ciphertext was not altered or copied from another Secret".into()
             }
-            VaultError::NotFound { path, .. } => {
-                format!("check that the mount and name in {path} exist")
-            }
+            VaultError::NotFound { path, .. } => match transit_key_of(path) {
+                Some((mount, key)) => format!(
+                    "no Transit key {key:?} on mount {mount:?}: check --transit-key and --transit-mount (create a key with `vault write -f {mount}/keys/{key}`)"
+                ),
+                None => format!("check that the mount and name in {path} exist"),
+            },
             VaultError::Unavailable { .. } => {
                 "Vault is sealed or on standby: unseal it or point VAULT_ADDR at the active node".into()
             }
@@ -166,6 +175,15 @@ impl VaultError {
         };
         Some(hint)
     }
+}
+
+/// The path a token asks about itself.
+const LOOKUP_SELF: &str = "auth/token/lookup-self";
+
+/// `MOUNT/keys/KEY` (the key itself, not a sub-path) -> `(MOUNT, KEY)`.
+fn transit_key_of(path: &str) -> Option<(&str, &str)> {
+    let (mount, key) = path.rsplit_once("/keys/")?;
+    (!key.is_empty() && !key.contains('/')).then_some((mount, key))
 }
 
 /// `auth/kubernetes/login` -> `auth/kubernetes`.

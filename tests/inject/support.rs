@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 /// What the pod spec says, and what the test maps it to.
 pub const POD_TOKEN_FILE: &str = "/var/run/secrets/secret-zero/token";
 pub const POD_SOCKET: &str = "/run/secret-zero/agent.sock";
+pub const POD_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 pub fn repo_path(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -379,8 +380,26 @@ impl Sidecar {
             "expected to map --token-file and --socket: {args:?}"
         );
 
-        // kubelet's part: the container's env, the API server's address, and the
-        // automounted API credentials (here in a temp dir instead of the default path).
+        // kubelet's part: the container's env, the API server's address, and the API
+        // credentials. The ServiceAccount turns automount off (as
+        // manifests/example-app/serviceaccount.yaml does), which the pod spec cannot
+        // show: the agent has only the volume inject mounted at the usual path (here
+        // a temp dir instead of that path).
+        let api_mount = agent_spec["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == POD_SERVICEACCOUNT_DIR)
+            .unwrap_or_else(|| panic!("no API credentials mounted in the agent: {agent_spec}"));
+        let api_volume = named(&spec["volumes"], api_mount["name"].as_str().unwrap())
+            .expect("the API credentials' volume");
+        let api_sources = api_volume["projected"]["sources"].as_array().unwrap();
+        assert!(
+            api_sources
+                .iter()
+                .any(|s| s["serviceAccountToken"]["path"] == "token"),
+            "{api_volume}"
+        );
         let sa_dir = dir.path().join("serviceaccount");
         std::fs::create_dir(&sa_dir).unwrap();
         std::fs::write(
