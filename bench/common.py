@@ -110,15 +110,26 @@ def percentile(values, p):
     return v[k]
 
 
+def under_time(argv, rss_file):
+    """`argv` under GNU time writing its peak RSS to `rss_file`, or `argv` itself when
+    `rss_file` is None. Timed runs go without it: exec'ing time first costs every
+    contender the same milliseconds, which would only blur the ratios; peak RSS is
+    measured in runs of their own. (A child forked from this Python process would
+    report Python's own pages as its peak, which is why `time` is the measurer.)"""
+    return ["/usr/bin/time", "-f", "%M", "-o", rss_file, *argv] if rss_file else list(argv)
+
+
 def peak_rss(path):
-    """Bytes, from GNU time's %M (KiB)."""
+    """Bytes, from GNU time's %M (KiB); None when not measured."""
+    if path is None:
+        return None
     with open(path) as f:
         return int(f.read().split()[-1]) * 1024
 
 
-def run_bao_agent(bao, work, vault_addr, auto_auth_method, secret_expr, env):
+def run_bao_agent(bao, work, vault_addr, auto_auth_method, secret_expr, env, rss=True):
     """`bao agent` with `exit_after_auth` and one template that decrypts via Transit,
-    under /usr/bin/time. `auto_auth_method` is the HCL `method "..." { ... }` block,
+    under /usr/bin/time when `rss`. `auto_auth_method` is the HCL `method "..." { ... }` block,
     `secret_expr` the arguments of the template's `secret` call. Returns (wall seconds,
     peak RSS bytes, the rendered plaintext)."""
     out = os.path.join(work, f"rendered-{os.urandom(4).hex()}")
@@ -129,10 +140,9 @@ def run_bao_agent(bao, work, vault_addr, auto_auth_method, secret_expr, env):
                 "exit_after_auth = true\n"
                 f"auto_auth {{\n{auto_auth_method}\n}}\n"
                 f'template {{\n  destination = "{out}"\n  contents = <<EOT\n{template}\nEOT\n}}\n')
-    rss_file = os.path.join(work, "rss-bao")
+    rss_file = os.path.join(work, "rss-bao") if rss else None
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file,
-                           bao, "agent", "-config", config, "-log-level", "warn"],
+    proc = subprocess.run(under_time([bao, "agent", "-config", config, "-log-level", "warn"], rss_file),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "HOME": work},
                           timeout=60)
     elapsed = time.perf_counter() - start

@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 import startup  # noqa: E402  (the socket client and the jwt pairing)
 from common import (AGENT_TOKEN_USES, PROFILES, ROOT, SZ_TOKEN_USES, bao_binary, binary,  # noqa: E402
                     peak_rss, percentile, run_bao_agent, start_bao, start_double, stop, summary,
-                    vault_call)
+                    under_time, vault_call)
 
 VENV = os.path.join(HERE, ".venv")
 OLD_TOOL = "dekeyrej-secretmanager==1.1.6"
@@ -252,16 +252,16 @@ path "transit/keys/legacy/rotate" { capabilities = ["update"] }
 
 # ---------------------------------------------------------------- start -> plaintext
 
-def start_secret_zero(bed, work, exe):
+def start_secret_zero(bed, work, exe, rss=True):
     sock = os.path.join(work, f"sz-{os.urandom(4).hex()}.sock")
-    rss_file = os.path.join(work, "rss-sz")
+    rss_file = os.path.join(work, "rss-sz") if rss else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/usr/bin/time", "-f", "%M", "-o", rss_file, exe, "serve",
+    proc = subprocess.Popen(under_time(
+        [exe, "serve",
          "--vault-addr", bed.addr, "--auth-method", "kubernetes", "--role", "legacy-one-use",
          "--token-file", bed.token_file, "--kubeconfig", bed.kubeconfig,
          "--secret", "shop/app-legacy#secrets.json", "--transit-key", "legacy", "--binding", "none",
-         "--socket", sock, "--log-level", "warn", "--exit-after-delivery"],
+         "--socket", sock, "--log-level", "warn", "--exit-after-delivery"], rss_file),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CLEAN_ENV)
     body = None
     while body is None:
@@ -277,7 +277,7 @@ def start_secret_zero(bed, work, exe):
     return elapsed, peak_rss(rss_file)
 
 
-def start_bao_agent(bed, work):
+def start_bao_agent(bed, work, rss=True):
     method = f'''  method "kubernetes" {{
     mount_path = "auth/kubernetes"
     config = {{
@@ -286,19 +286,18 @@ def start_bao_agent(bed, work):
     }}
   }}'''
     secret = f'"transit/decrypt/legacy" "ciphertext={bed.ciphertext}"'
-    elapsed, rss, rendered = run_bao_agent(bed.bao, work, bed.addr, method, secret, CLEAN_ENV)
+    elapsed, peak, rendered = run_bao_agent(bed.bao, work, bed.addr, method, secret, CLEAN_ENV, rss)
     assert json.loads(rendered) == DOC, "bao agent: wrong document"
-    return elapsed, rss
+    return elapsed, peak
 
 
-def start_old_tool(bed, work, py):
-    rss_file = os.path.join(work, "rss-py")
+def start_old_tool(bed, work, py, rss=True):
+    rss_file = os.path.join(work, "rss-py") if rss else None
     env = {**CLEAN_ENV, "HOME": work, "BENCH_KUBECONFIG": bed.kubeconfig, "BENCH_VAULT_ADDR": bed.addr,
            "BENCH_ROLE": "legacy", "BENCH_TRANSIT_KEY": "legacy", "BENCH_SECRET_NAMESPACE": "shop",
            "BENCH_SECRET_NAME": "app-legacy"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, py,
-                             os.path.join(HERE, "oldtool.py"), "start"],
+    proc = subprocess.Popen(under_time([py, os.path.join(HERE, "oldtool.py"), "start"], rss_file),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - t0  # the document is in the application's hands
@@ -309,7 +308,7 @@ def start_old_tool(bed, work, py):
     return elapsed, peak_rss(rss_file)
 
 
-def start_floor(bed):
+def start_floor(bed, rss=True):
     """The bare requests, in-process (no process start): GET the Secret, kubernetes login, decrypt."""
     with open(bed.token_file) as f:
         jwt = f.read().strip()
@@ -337,18 +336,16 @@ def bench_start(bed, work, exe, py, runs):
     res = {n: ([], []) for n in names}
     for i in range(runs):
         for name in names:
+            run = {"secret-zero": lambda rss: start_secret_zero(bed, work, exe, rss),
+                   "OpenBao Agent": lambda rss: start_bao_agent(bed, work, rss),
+                   "Python tool": lambda rss: start_old_tool(bed, work, py, rss),
+                   "floor (bare HTTP)": lambda rss: start_floor(bed)}[name]
+            # A timed run, then (for a process) one measuring its peak RSS: common.under_time.
             bed.fresh_token()
-            if name == "secret-zero":
-                t, rss = start_secret_zero(bed, work, exe)
-            elif name == "OpenBao Agent":
-                t, rss = start_bao_agent(bed, work)
-            elif name == "Python tool":
-                t, rss = start_old_tool(bed, work, py)
-            else:
-                t, rss = start_floor(bed)
-            res[name][0].append(t)
-            if rss is not None:
-                res[name][1].append(rss)
+            res[name][0].append(run(False)[0])
+            if name != "floor (bare HTTP)":
+                bed.fresh_token()
+                res[name][1].append(run(True)[1])
         log(f"start: run {i + 1}/{runs}: " + ", ".join(f"{n} {res[n][0][-1] * 1000:.0f} ms" for n in names))
     return res
 
@@ -365,13 +362,12 @@ def bench_start_jwt(bed, work, exe, runs):
     res = {"secret-zero": ([], []), "OpenBao Agent": ([], [])}
     for _ in range(runs):
         for name in res:
+            run = (lambda rss: startup.run_secret_zero(shim, exe, work, rss)) if name == "secret-zero" \
+                else (lambda rss: startup.run_bao_agent(shim, work, rss))
             bed.fresh_token()
-            if name == "secret-zero":
-                t, rss = startup.run_secret_zero(shim, exe, work)
-            else:
-                t, rss = startup.run_bao_agent(shim, work)
-            res[name][0].append(t)
-            res[name][1].append(rss)
+            res[name][0].append(run(False)[0])
+            bed.fresh_token()
+            res[name][1].append(run(True)[1])
     return res
 
 
@@ -788,7 +784,9 @@ def report(args, m, ver, load_start, load_end, started, start, delivery, rot, fl
       "The clock starts before the process is spawned and stops when the document is in the client's hands. "
       "Each agent uses the Vault role it is deployed with: secret-zero's grants one-use tokens "
       f"(`token_num_uses={SZ_TOKEN_USES}`: login + decrypt, Vault destroys the token on its use), OpenBao "
-      f"Agent's {AGENT_TOKEN_USES} (the least it works with: it looks its token up after the login):")
+      f"Agent's {AGENT_TOKEN_USES} (the least it works with: it looks its token up after the login). "
+      "Each run is timed bare, then repeated under GNU time for its peak RSS (the wrapper's own start "
+      "would add the same milliseconds to every contender):")
     w("")
     w("- **secret-zero**: `serve --secret shop/app-legacy#secrets.json --auth-method kubernetes "
       "--exit-after-delivery`; a client asks on the socket until the 200 (reads the Secret through the double).")
