@@ -142,7 +142,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the agent: log in, decrypt, revoke the token, serve the document once.
+    /// Run the agent: log in, decrypt (the token used up or revoked), serve the document once.
     Serve(Box<ServeArgs>),
     /// Read the document from the agent's socket and print it.
     Get(GetArgs),
@@ -367,7 +367,8 @@ pub struct ServeArgs {
     #[arg(long, env = env::EXIT_AFTER_DELIVERY, value_parser = EnvBool)]
     pub exit_after_delivery: bool,
 
-    /// How long to retry transient Vault and Kubernetes faults at start-up.
+    /// How long to retry transient Vault and Kubernetes faults (the start-up fetch, and a
+    /// revoke, which also stops at the token's TTL).
     #[arg(long, env = env::RETRY_TIMEOUT, value_parser = duration, default_value = env::DEFAULT_RETRY_TIMEOUT)]
     pub retry_timeout: Duration,
 
