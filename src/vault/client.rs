@@ -234,8 +234,27 @@ impl Client {
 pub(crate) fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, VaultError> {
     serde_json::from_slice(body).map_err(|e| VaultError::BadResponse {
         path: path.to_string(),
-        detail: format!("body is not the expected JSON ({e})"),
+        detail: format!("body is not the expected JSON ({})", without_content(&e)),
     })
+}
+
+/// serde_json's message, unless it may quote the body: a value of the wrong type is
+/// quoted ("invalid type: string \"s.token\", expected u64"), so it is reduced to its
+/// position. Syntax errors and missing or repeated fields are fixed texts.
+fn without_content(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let fixed = !e.is_data()
+        || text.starts_with("missing field `")
+        || text.starts_with("duplicate field `");
+    if fixed {
+        text
+    } else {
+        format!(
+            "a value of the wrong type or form at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    }
 }
 
 /// Map a non-2xx answer and Vault's `{"errors": [...]}` body to a typed error.
@@ -345,4 +364,39 @@ fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Vaul
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Answer {
+        client_token: String,
+        lease_duration: u64,
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_shape_is_never_quoted() {
+        // Found by the `vault` fuzz target: serde_json quotes the value it could not use.
+        for body in [
+            r#"{"client_token": "x", "lease_duration": "s.sentinel-token"}"#,
+            r#"{"client_token": ["s.sentinel-token"], "lease_duration": 1}"#,
+            r#"{"client_token": {"s.sentinel-token": 1}, "lease_duration": 1}"#,
+        ] {
+            let e = parse::<Answer>("auth/jwt/login", body.as_bytes()).unwrap_err();
+            let text = e.to_string();
+            assert!(!text.contains("sentinel"), "{text}");
+            assert!(text.contains("at line 1 column"), "{text}");
+        }
+        let e = parse::<Answer>("p", br#"{"lease_duration": 1}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("missing field `client_token`"),
+            "{e}"
+        );
+        let e = parse::<Answer>("p", b"{\"client_token\": \"s.sentinel").unwrap_err();
+        assert!(e.to_string().contains("EOF while parsing"), "{e}");
+        assert!(!e.to_string().contains("sentinel"), "{e}");
+    }
 }
