@@ -276,3 +276,38 @@ async fn connection(
     }
     delivery.connection_closed(ctx.deliveries());
 }
+
+/// Serve one connection over `io` as [`connection`] does, to a peer that `allowed` or
+/// not, from an agent ready with `first` (and `source` for later copies): for the fuzz
+/// targets. Returns what `/v1/status` says afterwards.
+#[doc(hidden)]
+pub async fn serve_io<I>(
+    io: I,
+    allowed: bool,
+    config: &AgentConfig,
+    first: Plaintext,
+    source: Option<Arc<dyn Source>>,
+) -> AgentStatus
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let delivery = Arc::new(delivery::Delivery::new(
+        config.max_deliveries,
+        false,
+        config.format,
+        None,
+    ));
+    StatusHandle::new(delivery.clone()).ready(first, source);
+    let peer = Peer {
+        pid: None,
+        uid: 4242,
+        gid: 4242,
+    };
+    let ctx = Arc::new(http::Connection::new(peer, allowed, delivery.clone()));
+    let service = hyper::service::service_fn(move |request| http::handle(ctx.clone(), request));
+    let served = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(io, service);
+    let _ = served.await;
+    delivery.status()
+}
