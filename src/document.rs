@@ -273,8 +273,9 @@ fn json_error(e: &JsonError, source: &str, reader: Reader) -> DocumentError {
     DocumentError::new(e.describe(source), hint)
 }
 
-/// serde_json's fixed recursion limit: arrays and objects nested deeper are refused.
-const JSON_DEPTH: usize = 128;
+/// What serde_json's fixed recursion limit (128) lets through: arrays and objects
+/// nested deeper than this are refused.
+const JSON_DEPTH: usize = 127;
 
 /// A YAML mapping converted to JSON. Errors give the position, never the content.
 fn yaml_mapping(
@@ -416,7 +417,7 @@ mod tests {
     /// The binary's limits (env.rs), which this bottom module cannot import.
     const LIMITS: DocumentLimits = DocumentLimits {
         bytes: 16 * 1024 * 1024,
-        depth: 128,
+        depth: 64,
         yaml_nodes: 250_000,
         yaml_aliases: 10_000,
         yaml_alias_events: 100_000,
@@ -646,6 +647,24 @@ mod tests {
         let c = Plaintext::new(br#"{"a": 2, "b": {"c": [1, 2]}}"#.to_vec());
         assert!(same_document(&a, &b));
         assert!(!same_document(&a, &c));
+    }
+
+    #[test]
+    fn nesting_stops_after_127_levels_of_json_and_64_of_yaml() {
+        let json = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        let flow = |depth: usize| format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth));
+        assert!(parsed(&json(127), InputFormat::Json).is_ok());
+        assert!(parsed(&flow(64), InputFormat::Yaml).is_ok());
+        let err = parsed(&json(128), InputFormat::Json).unwrap_err();
+        assert!(
+            err.starts_with("doc nests deeper than 127 levels (line 1, column"),
+            "{err}"
+        );
+        let err = parsed(&flow(65), InputFormat::Yaml).unwrap_err();
+        assert!(
+            err.starts_with("doc nests deeper than 64 levels (line 1, column"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -135,9 +135,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// The most bytes of one document read from a file or stdin (`seal --from-file`,
 /// `inject`, the `serve` sources): anything near it cannot fit a Secret anyway.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
-/// The deepest nesting of mappings and sequences in a YAML document: the same as JSON's,
-/// which is serde_json's fixed recursion limit (128).
-pub const MAX_DOCUMENT_DEPTH: usize = 128;
+/// The deepest nesting of mappings and sequences in a YAML document (serde-saphyr's own
+/// default: deeper, its parser would need more stack than a 2 MiB thread has in a debug
+/// build). JSON's is serde_json's fixed recursion limit: 127 levels.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
 /// YAML nodes (scalars, mappings, sequences) as written in one document.
 pub const MAX_YAML_NODES: usize = 250_000;
 /// YAML aliases (`*name`) as written in one document.

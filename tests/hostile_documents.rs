@@ -140,19 +140,19 @@ fn one_large_scalar_repeated_by_aliases_stops_at_the_scalar_budget() {
 }
 
 #[test]
-fn ten_thousand_levels_of_nesting_are_refused_at_128() {
+fn ten_thousand_levels_of_nesting_are_refused_at_the_depth_limit() {
     let dir = Dir::new();
     let depth = 10_000;
     let json = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
     let json = dir.file("deep.json", json.as_bytes());
     refused(
         &seal(&json, "json"),
-        "nests deeper than 128 levels (line 1, column",
+        "nests deeper than 127 levels (line 1, column",
     );
 
     let flow = format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth));
     let flow = dir.file("deep-flow.yaml", flow.as_bytes());
-    refused(&seal(&flow, "yaml"), "nests deeper than 128 levels");
+    refused(&seal(&flow, "yaml"), "nests deeper than 64 levels");
 
     // In block style each level is indented one more space: 2,000 levels (2 MB)
     // keep it under the size limit.
@@ -161,10 +161,10 @@ fn ten_thousand_levels_of_nesting_are_refused_at_128() {
         block.push_str(&format!("{}k:\n", " ".repeat(level)));
     }
     let block = dir.file("deep-block.yaml", block.as_bytes());
-    refused(&seal(&block, "yaml"), "nests deeper than 128 levels");
+    refused(&seal(&block, "yaml"), "nests deeper than 64 levels");
     refused(&inject(&flow), "recursion limit exceeded");
 
-    // 128 levels are still a document.
+    // 127 levels of JSON are still a document.
     let ok = format!("{}1{}", "{\"a\":".repeat(127), "}".repeat(127));
     let ok = dir.file("deep-ok.json", ok.as_bytes());
     let run = seal(&ok, "json").run();

@@ -368,8 +368,8 @@ impl<'de> Visitor<'de> for NoDuplicateKeys<'_> {
 /// time: the bytes read, the nesting depth, and for YAML the nodes and aliases as
 /// written, the events alias replays add, and the scalar text in all (replays
 /// included). The secret-zero binary's values are named in its `env.rs`
-/// (docs/fuzzing.md lists them). JSON's depth is serde_json's own recursion limit,
-/// 128, whatever `depth` says.
+/// (docs/fuzzing.md lists them). JSON's depth is serde_json's own recursion limit
+/// (127 levels pass), whatever `depth` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocumentLimits {
     /// Bytes of the document as written.
