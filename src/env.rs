@@ -154,3 +154,33 @@ pub const DEFAULT_DRAIN_DELAY: &str = "3s";
 /// `webhook --max-request-bytes`: the API server's own limit on a request body, so a
 /// review of any pod it accepted fits.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+// ---- Limits on documents from outside (docs/fuzzing.md has the table) ----
+
+/// The most bytes of one document read from a file or stdin (`seal --from-file`,
+/// `inject`, the `serve` sources): anything near it cannot fit a Secret anyway.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// The deepest nesting of mappings and sequences in a YAML document (serde-saphyr's own
+/// default: deeper, its parser would need more stack than a 2 MiB thread has in a debug
+/// build). JSON's is serde_json's fixed recursion limit: 127 levels.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
+/// YAML nodes (scalars, mappings, sequences) as written in one document.
+pub const MAX_YAML_NODES: usize = 250_000;
+/// YAML aliases (`*name`) as written in one document.
+pub const MAX_YAML_ALIASES: usize = 10_000;
+/// Events that alias replays add to one YAML document, in all (and the events anchors
+/// may record for them): a "billion laughs" stops here.
+pub const MAX_YAML_ALIAS_EVENTS: usize = 100_000;
+/// Bytes of scalar text in one YAML document, alias replays included: one large value
+/// repeated by aliases stops here, at the document limit again.
+pub const MAX_YAML_SCALAR_BYTES: usize = MAX_DOCUMENT_BYTES;
+/// The limits above, as the document reader takes them.
+pub const DOCUMENT_LIMITS: secret_zero_client::DocumentLimits =
+    secret_zero_client::DocumentLimits {
+        bytes: MAX_DOCUMENT_BYTES,
+        depth: MAX_DOCUMENT_DEPTH,
+        yaml_nodes: MAX_YAML_NODES,
+        yaml_aliases: MAX_YAML_ALIASES,
+        yaml_alias_events: MAX_YAML_ALIAS_EVENTS,
+        yaml_scalar_bytes: MAX_YAML_SCALAR_BYTES,
+    };

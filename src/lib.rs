@@ -108,3 +108,38 @@ pub mod testing {
         pub use secret_zero_client::exit;
     }
 }
+
+/// What the fuzz targets in `fuzz/` drive (docs/fuzzing.md); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub mod document {
+        pub use crate::document::{InputFormat, ManifestFormat, parse, parse_any};
+        pub use crate::env::DOCUMENT_LIMITS;
+    }
+    pub mod secret {
+        pub use crate::kube::Secret;
+        pub use crate::secret_format::{
+            Binding, Envelope, SecretRef, Transit, TransitFlags, parse_ciphertext, read, resolve,
+        };
+    }
+    pub mod vault {
+        pub use crate::vault::{
+            KeyInfo, Login, VaultError, check_jwt, ciphertext_version, decrypt_answer, key_answer,
+            login_answer, rewrap_answer, rewrap_batch_answer,
+        };
+    }
+    pub mod inject {
+        pub use crate::inject::{Options, STATUS, inject_object, inject_yaml};
+        pub use crate::webhook::review::{Decision, Verdict, review};
+    }
+    pub mod dotenv {
+        pub use crate::source::parse_env;
+        pub use secret_zero_client::{
+            FormatError, dotenv, is_shell_name, key_value, object_entries,
+        };
+    }
+    pub mod agent {
+        pub use crate::agent::{AgentConfig, AgentState, AgentStatus, DocFormat, Source, serve_io};
+        pub use crate::fault::Fault;
+    }
+}

@@ -8,7 +8,7 @@
 
 mod dev;
 
-pub use dev::{KubeObjectKind, PlaintextEnvSource, PlaintextKubeSource};
+pub use dev::{KubeObjectKind, PlaintextEnvSource, PlaintextKubeSource, parse_env};
 
 use std::path::PathBuf;
 
@@ -242,7 +242,11 @@ impl PlaintextFileSource {
         // bytes pass as raw.
         let plaintext = match self.format {
             DocFormat::Raw => Plaintext::new(std::mem::take(&mut *bytes)),
-            DocFormat::Json => document::parse_any(&bytes, &self.path.display().to_string())?,
+            DocFormat::Json => document::parse_any(
+                &bytes,
+                &self.path.display().to_string(),
+                &crate::env::DOCUMENT_LIMITS,
+            )?,
         };
         Ok(Fetched {
             plaintext,

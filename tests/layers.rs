@@ -50,8 +50,9 @@ const DOMAIN: &[&str] = &[
     "audit",
 ];
 /// The application: the aggregate error and exit codes, the flags, the wiring.
-/// `app` and `testing` are lib.rs's facades for the binary and the integration tests.
-const APP: &[&str] = &["error", "cli", "commands", "app", "testing"];
+/// `app`, `testing` and `fuzzing` are lib.rs's facades for the binary, the integration
+/// tests and the fuzz targets.
+const APP: &[&str] = &["error", "cli", "commands", "app", "testing", "fuzzing"];
 
 /// Files that are not modules of the library: the binary, and the root itself.
 const NOT_MODULES: &[&str] = &["main.rs", "lib.rs"];

@@ -364,6 +364,28 @@ impl<'de> Visitor<'de> for NoDuplicateKeys<'_> {
     }
 }
 
+/// Bounds on one document from outside, so that a hostile one costs bounded memory and
+/// time: the bytes read, the nesting depth, and for YAML the nodes and aliases as
+/// written, the events alias replays add, and the scalar text in all (replays
+/// included). The secret-zero binary's values are named in its `env.rs`
+/// (docs/fuzzing.md lists them). JSON's depth is serde_json's own recursion limit
+/// (127 levels pass), whatever `depth` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentLimits {
+    /// Bytes of the document as written.
+    pub bytes: usize,
+    /// Mappings and sequences nested in one another (YAML).
+    pub depth: usize,
+    /// YAML nodes as written: scalars, mappings and sequences.
+    pub yaml_nodes: usize,
+    /// YAML aliases (`*name`) as written.
+    pub yaml_aliases: usize,
+    /// Events replayed from aliases (and recorded for anchors), in all.
+    pub yaml_alias_events: usize,
+    /// Bytes of YAML scalar text, alias replays included.
+    pub yaml_scalar_bytes: usize,
+}
+
 /// A document read through another self-describing serde format (secret-zero's YAML
 /// reader uses it) and written as compact JSON, under the same rules: two keys of one
 /// mapping that become the same JSON key (`1` and `"1"` in YAML) are refused, at any

@@ -41,8 +41,8 @@ pub use format::{
     FetchFormat, FormatError, KeyValue, dotenv, is_shell_name, key_value, key_value_typed,
 };
 pub use json::{
-    CompactJson, DUPLICATE_KEY, EntriesError, JsonError, JsonErrorKind, JsonType, check_object,
-    object_entries, position,
+    CompactJson, DUPLICATE_KEY, DocumentLimits, EntriesError, JsonError, JsonErrorKind, JsonType,
+    check_object, object_entries, position,
 };
 pub use plaintext::{InvalidBase64, Plaintext, PlaintextBuf};
 pub use socket::{DEFAULT_SOCKET, SOCKET_ENV, SocketSpec, SocketSpecError, socket_from_env};

@@ -38,7 +38,7 @@ const EVICTED: u8 = 2;
 pub(crate) struct Stage(AtomicU8);
 
 impl Stage {
-    fn new() -> Stage {
+    pub(crate) fn new() -> Stage {
         Stage(AtomicU8::new(WAITING))
     }
 

@@ -435,3 +435,57 @@ async fn connection(
     ctx.settle(flushed);
     delivery.connection_closed(ctx.deliveries());
 }
+
+/// Serve one connection over `io` as the accept loop and [`connection`] do, to a peer
+/// that `allowed` or not, from an agent ready with `first` (and `source` for later
+/// copies): for the fuzz targets. Returns what `/v1/status` says afterwards.
+#[doc(hidden)]
+pub async fn serve_io<I>(
+    mut io: I,
+    allowed: bool,
+    config: &AgentConfig,
+    first: Plaintext,
+    source: Option<Arc<dyn Source>>,
+) -> AgentStatus
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncWriteExt;
+    let delivery = Arc::new(delivery::Delivery::new(
+        config.max_deliveries,
+        false,
+        config.format,
+        None,
+    ));
+    StatusHandle::new(delivery.clone()).ready(first, source);
+    let peer = Peer {
+        pid: None,
+        uid: 4242,
+        gid: 4242,
+    };
+    if !allowed {
+        // As at accept: the fixed answer, nothing read.
+        http::audit_refused(&peer, &delivery);
+        let _ = io.write_all(&http::refusal(&peer)).await;
+        let _ = io.shutdown().await;
+        return delivery.status();
+    }
+    let ctx = Arc::new(http::Connection::new(
+        peer,
+        Arc::new(conns::Stage::new()),
+        delivery.clone(),
+    ));
+    let service = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |request| http::handle(ctx.clone(), request))
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .max_header_size(env::SOCKET_MAX_HEADER_BYTES)
+        .max_headers(env::SOCKET_MAX_HEADERS)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    ctx.settle(served.is_ok());
+    delivery.connection_closed(ctx.deliveries());
+    delivery.status()
+}

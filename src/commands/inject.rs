@@ -16,11 +16,15 @@ pub async fn run(args: InjectArgs) -> Result<(), Error> {
     for path in &paths {
         let label = path.display().to_string();
         let stdin = label == "-";
-        let mut bytes = Vec::new();
+        // One byte past the limit shows the input is too large without reading it all;
+        // the room is reserved, not touched, so a small file costs little.
+        let max = crate::env::MAX_DOCUMENT_BYTES;
+        let mut bytes = Vec::with_capacity(max + 1);
+        let take = max as u64 + 1;
         let read = if stdin {
-            std::io::stdin().read_to_end(&mut bytes)
+            std::io::stdin().take(take).read_to_end(&mut bytes)
         } else {
-            std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+            std::fs::File::open(path).and_then(|f| f.take(take).read_to_end(&mut bytes))
         };
         read.map_err(|e| {
             let what = if stdin { "stdin" } else { label.as_str() };
@@ -29,6 +33,12 @@ pub async fn run(args: InjectArgs) -> Result<(), Error> {
                 "give a readable YAML file, or - for stdin",
             )
         })?;
+        if bytes.len() > max {
+            return Err(Error::input(
+                format!("inject: {label} is larger than {} MiB", max >> 20),
+                "inject reads Kubernetes manifests, which are far smaller: split the input",
+            ));
+        }
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::input(
                 format!("inject: {label} is not UTF-8 text"),

@@ -19,7 +19,11 @@ pub async fn run(args: SealArgs) -> Result<(), Error> {
     }
     let secret = seal::target(&args.namespace, &args.name, &args.data_key).map_err(Error::Usage)?;
     // The document first: a bad one costs no login, no Kubernetes call.
-    let document = document::read(&args.from_file, args.input_format)?;
+    let document = document::read(
+        &args.from_file,
+        args.input_format,
+        &crate::env::DOCUMENT_LIMITS,
+    )?;
     seal::check_document_size(&document, &secret)?;
     let backoff = Backoff::with_timeout(args.retry_timeout);
     let request = Request {

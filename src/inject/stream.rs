@@ -6,7 +6,7 @@
 //! `---` and `...` lines, which YAML forbids inside any scalar at the start of a line,
 //! so the split never cuts a document.
 
-use crate::document::ManifestFormat;
+use crate::document::{self, ManifestFormat};
 use serde_json::{Value, json};
 
 use super::{InjectError, Options, inject_object};
@@ -56,11 +56,7 @@ pub fn inject_yaml(
             } else {
                 format!("document {number}")
             };
-            let original: Value =
-                serde_saphyr::from_str(chunk.body).map_err(|e| InjectError::Malformed {
-                    place: place.clone(),
-                    message: parse_message(&e, chunk.line),
-                })?;
+            let original = parse(chunk.body, &place, chunk.line)?;
             if original.is_null() {
                 file_out.push_str(chunk.body);
                 continue;
@@ -99,6 +95,17 @@ pub fn inject_yaml(
         out.text.push('\n');
     }
     Ok(out)
+}
+
+/// One YAML document as a value, held to the document limits (env.rs) as the document
+/// reader is: nesting, nodes, aliases, alias replays and scalar text (aliases repeat
+/// what they name, so a small document could otherwise fill memory).
+fn parse(body: &str, place: &str, first_line: usize) -> Result<Value, InjectError> {
+    let options = document::yaml_options(&crate::env::DOCUMENT_LIMITS);
+    serde_saphyr::from_str_with_options(body, options).map_err(|e| InjectError::Malformed {
+        place: place.to_string(),
+        message: parse_message(&e, first_line),
+    })
 }
 
 /// The YAML text of one object, as the output writes it.

@@ -84,7 +84,11 @@ impl PlaintextEnvSource {
         })?;
         // The definition names variables, it holds no secret; the shared parser is used
         // for its JSON-or-YAML handling and position-only errors.
-        let json = document::parse_any(&bytes, &path.display().to_string())?;
+        let json = document::parse_any(
+            &bytes,
+            &path.display().to_string(),
+            &crate::env::DOCUMENT_LIMITS,
+        )?;
         let map: Map<String, Value> = serde_json::from_slice(json.expose())
             .map_err(|e| Fault::Internal(format!("definition re-parse: {e}")))?;
         let mut mapping = Vec::with_capacity(map.len());
@@ -363,7 +367,11 @@ impl PlaintextKubeSource {
                     ));
                 }
             };
-            let plaintext = document::parse_any(text.as_bytes(), &format!("{label}#{key}"))?;
+            let plaintext = document::parse_any(
+                text.as_bytes(),
+                &format!("{label}#{key}"),
+                &crate::env::DOCUMENT_LIMITS,
+            )?;
             return Ok(Fetched {
                 plaintext,
                 key_version: None,

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::client::Client;
+use super::client::{Client, parse};
 use super::error::VaultError;
 use super::token::VaultToken;
 
@@ -85,23 +85,30 @@ impl Client {
             })
             .expect("login body serializes"),
         );
-        let answer: LoginResponse = self
-            .call(Method::POST, &path, None, Some(body))
+        let answer = self
+            .send(Method::POST, &path, None, Some(body))
             .await
             .map_err(VaultError::at_login)?;
-        let auth = answer.auth;
-        if auth.client_token.is_empty() {
-            return Err(VaultError::BadResponse {
-                path,
-                detail: "login answer carries no client_token".into(),
-            });
-        }
-        Ok(Login {
-            token: VaultToken::new(auth.client_token.as_str()),
-            accessor: auth.accessor,
-            policies: auth.policies,
-            lease_duration: auth.lease_duration,
-            num_uses: auth.num_uses,
-        })
+        login_answer(&path, &answer.body)
     }
+}
+
+/// A 2xx login answer: a token and what it may do. One without a `client_token` is
+/// refused; the error never quotes the body.
+#[doc(hidden)]
+pub fn login_answer(path: &str, body: &[u8]) -> Result<Login, VaultError> {
+    let auth = parse::<LoginResponse>(path, body)?.auth;
+    if auth.client_token.is_empty() {
+        return Err(VaultError::BadResponse {
+            path: path.to_string(),
+            detail: "login answer carries no client_token".into(),
+        });
+    }
+    Ok(Login {
+        token: VaultToken::new(auth.client_token.as_str()),
+        accessor: auth.accessor,
+        policies: auth.policies,
+        lease_duration: auth.lease_duration,
+        num_uses: auth.num_uses,
+    })
 }

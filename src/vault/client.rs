@@ -420,4 +420,27 @@ mod tests {
             );
         }
     }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        client_token: String,
+        lease_duration: u64,
+    }
+
+    #[test]
+    fn a_login_answer_of_the_wrong_shape_never_quotes_the_token() {
+        // Found by the `vault` fuzz target: serde_json quotes the value it could not use.
+        for body in [
+            r#"{"client_token": "x", "lease_duration": "s.sentinel-token"}"#,
+            r#"{"client_token": ["s.sentinel-token"], "lease_duration": 1}"#,
+            r#"{"client_token": {"s.sentinel-token": 1}, "lease_duration": 1}"#,
+            "{\"client_token\": \"s.sentinel",
+        ] {
+            let e = parse::<Login>("auth/jwt/login", body.as_bytes()).unwrap_err();
+            let text = e.to_string();
+            assert!(!text.contains("sentinel"), "{text}");
+            assert!(text.contains("line 1, column"), "{text}");
+        }
+    }
 }

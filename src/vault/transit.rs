@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::client::{Client, parse, status_error};
+use super::client::{Client, Reply, parse, status_error};
 use super::error::VaultError;
 use super::token::VaultToken;
 use crate::plaintext::Plaintext;
@@ -187,10 +187,10 @@ impl Client {
         ciphertext: &str,
         context: Option<&str>,
     ) -> Result<Plaintext, VaultError> {
-        let out: PlaintextOut = self
+        let (path, answer) = self
             .on_ciphertext(token, mount, "decrypt", key, ciphertext, context)
             .await?;
-        Ok(out.plaintext)
+        decrypt_answer(&path, &answer.body)
     }
 
     /// `POST {mount}/rewrap/{key}`: the same secret under the key's latest version,
@@ -203,14 +203,15 @@ impl Client {
         ciphertext: &str,
         context: Option<&str>,
     ) -> Result<String, VaultError> {
-        let out: CiphertextOut = self
+        let (path, answer) = self
             .on_ciphertext(token, mount, "rewrap", key, ciphertext, context)
             .await?;
-        Ok(out.ciphertext)
+        rewrap_answer(&path, &answer.body)
     }
 
-    /// `POST {mount}/{operation}/{key}` on one ciphertext: decrypt and rewrap.
-    async fn on_ciphertext<T: serde::de::DeserializeOwned>(
+    /// `POST {mount}/{operation}/{key}` on one ciphertext: decrypt and rewrap. Returns
+    /// the path and the 2xx answer.
+    async fn on_ciphertext(
         &self,
         token: &VaultToken,
         mount: &str,
@@ -218,16 +219,16 @@ impl Client {
         key: &str,
         ciphertext: &str,
         context: Option<&str>,
-    ) -> Result<T, VaultError> {
+    ) -> Result<(String, Reply), VaultError> {
         let path = key_path(mount, operation, key)?;
         let body = json_body(&CipherRequest {
             ciphertext,
             context: context.map(context_for),
         });
-        let out: Data<T> = self
-            .call(Method::POST, &path, Some(token), Some(body))
+        let answer = self
+            .send(Method::POST, &path, Some(token), Some(body))
             .await?;
-        Ok(out.data)
+        Ok((path, answer))
     }
 
     /// `POST {mount}/rewrap/{key}` with `batch_input`. One result per item, in order:
@@ -259,34 +260,7 @@ impl Client {
         let answer = self
             .send_raw(Method::POST, &path, Some(token), Some(body))
             .await?;
-        // Vault answers 400 when any item failed, still with every item's result.
-        let batch = match parse::<Data<BatchOut>>(&path, &answer.body) {
-            Ok(out) if answer.status.is_success() || answer.status.as_u16() == 400 => out.data,
-            _ if !answer.status.is_success() => {
-                return Err(status_error(&path, &answer));
-            }
-            Err(e) => return Err(e),
-            Ok(out) => out.data,
-        };
-        if batch.batch_results.len() != items.len() {
-            return Err(VaultError::BadResponse {
-                path,
-                detail: format!(
-                    "{} results for {} items",
-                    batch.batch_results.len(),
-                    items.len()
-                ),
-            });
-        }
-        Ok(batch
-            .batch_results
-            .into_iter()
-            .map(|r| match (r.ciphertext, r.error) {
-                (Some(ct), None) if !ct.is_empty() => Ok(ct),
-                (_, Some(err)) if !err.is_empty() => Err(err),
-                _ => Err("no ciphertext in result".to_string()),
-            })
-            .collect())
+        batch_answer(&path, &answer, items.len())
     }
 
     /// `GET {mount}/keys/{key}`.
@@ -297,8 +271,8 @@ impl Client {
         key: &str,
     ) -> Result<KeyInfo, VaultError> {
         let path = key_path(mount, "keys", key)?;
-        let out: Data<KeyInfo> = self.call(Method::GET, &path, Some(token), None).await?;
-        Ok(out.data)
+        let answer = self.send(Method::GET, &path, Some(token), None).await?;
+        key_answer(&path, &answer.body)
     }
 
     /// `POST {mount}/keys/{key}/rotate`: a new latest version.
@@ -346,6 +320,74 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// A 2xx decrypt answer: `data.plaintext`, base64, decoded straight into a
+/// [`Plaintext`]. Errors never quote the body.
+#[doc(hidden)]
+pub fn decrypt_answer(path: &str, body: &[u8]) -> Result<Plaintext, VaultError> {
+    parse::<Data<PlaintextOut>>(path, body).map(|out| out.data.plaintext)
+}
+
+/// A 2xx rewrap (or encrypt) answer: `data.ciphertext`.
+#[doc(hidden)]
+pub fn rewrap_answer(path: &str, body: &[u8]) -> Result<String, VaultError> {
+    parse::<Data<CiphertextOut>>(path, body).map(|out| out.data.ciphertext)
+}
+
+/// A 2xx key read: `data` with the key's name, type and versions.
+#[doc(hidden)]
+pub fn key_answer(path: &str, body: &[u8]) -> Result<KeyInfo, VaultError> {
+    parse::<Data<KeyInfo>>(path, body).map(|out| out.data)
+}
+
+/// A batch rewrap's answer, whatever its status: one result per item, in order (Vault
+/// answers 400 when any item failed, still with every item's result).
+fn batch_answer(
+    path: &str,
+    answer: &Reply,
+    items: usize,
+) -> Result<Vec<Result<String, String>>, VaultError> {
+    let batch = match parse::<Data<BatchOut>>(path, &answer.body) {
+        Ok(out) if answer.status.is_success() || answer.status.as_u16() == 400 => out.data,
+        _ if !answer.status.is_success() => {
+            return Err(status_error(path, answer));
+        }
+        Err(e) => return Err(e),
+        Ok(out) => out.data,
+    };
+    if batch.batch_results.len() != items {
+        return Err(VaultError::BadResponse {
+            path: path.to_string(),
+            detail: format!("{} results for {items} items", batch.batch_results.len()),
+        });
+    }
+    Ok(batch
+        .batch_results
+        .into_iter()
+        .map(|r| match (r.ciphertext, r.error) {
+            (Some(ct), None) if !ct.is_empty() => Ok(ct),
+            (_, Some(err)) if !err.is_empty() => Err(err),
+            _ => Err("no ciphertext in result".to_string()),
+        })
+        .collect())
+}
+
+/// [`batch_answer`] on a status and a body, for the fuzz targets.
+#[doc(hidden)]
+pub fn rewrap_batch_answer(
+    path: &str,
+    status: u16,
+    body: &[u8],
+    items: usize,
+) -> Result<Vec<Result<String, String>>, VaultError> {
+    let answer = Reply {
+        status: reqwest::StatusCode::from_u16(status)
+            .map_err(|_| VaultError::Config(format!("HTTP status {status} out of range")))?,
+        body: Zeroizing::new(body.to_vec()),
+        retry_after: None,
+    };
+    batch_answer(path, &answer, items)
 }
 
 #[cfg(test)]

@@ -52,8 +52,19 @@ pub fn example(name: &str) -> PathBuf {
 /// `cargo test -p secret-zero` does not build the test bed's binaries, so this makes
 /// sure it is there and current (a no-op when it is), in the same profile as the test.
 pub fn kube_double() -> PathBuf {
+    testbed_binary("kube-double")
+}
+
+/// The test bed's `peak-rss` (a process's own peak memory), built if needed (once per
+/// test process: it is run many times).
+pub fn peak_rss() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| testbed_binary("peak-rss")).clone()
+}
+
+fn testbed_binary(name: &str) -> PathBuf {
     let profile = profile_dir();
-    let binary = profile.join("kube-double");
+    let binary = profile.join(name);
     let mut build = Command::new(env!("CARGO"));
     build
         .args([
@@ -62,7 +73,7 @@ pub fn kube_double() -> PathBuf {
             "-p",
             "secret-zero-testbed",
             "--bin",
-            "kube-double",
+            name,
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     if profile.file_name().is_some_and(|name| name == "release") {
@@ -71,7 +82,7 @@ pub fn kube_double() -> PathBuf {
     let built = build.status();
     assert!(
         binary.is_file(),
-        "{} is missing ({built:?}): build it with `cargo build -p secret-zero-testbed --bin kube-double`",
+        "{} is missing ({built:?}): build it with `cargo build -p secret-zero-testbed --bin {name}`",
         binary.display()
     );
     binary

@@ -200,6 +200,19 @@ impl Cmd {
         line
     }
 
+    /// The same command under the test bed's `peak-rss`, which writes the process's
+    /// own peak resident memory (KiB: `ru_maxrss` for that pid, from `wait4`) to
+    /// `report` when it exits.
+    pub fn measured(&self, report: &Path) -> Cmd {
+        let mut cmd = self.clone();
+        cmd.program = crate::bin::peak_rss().into();
+        cmd.args = [report.as_os_str().to_owned(), self.program.clone()]
+            .into_iter()
+            .chain(self.args.iter().cloned())
+            .collect();
+        cmd
+    }
+
     /// Run to completion.
     pub fn run(&self) -> Run {
         self.spawn().finish()
