@@ -49,16 +49,8 @@ fuzz_target!(|data: &[u8]| {
     let (answer, status) = runtime().block_on(async {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let first = Plaintext::new(document.into_bytes());
-        let agent = tokio::spawn(async move {
-            serve_io(
-                server,
-                allowed,
-                &config,
-                first,
-                None,
-            )
-            .await
-        });
+        let agent =
+            tokio::spawn(async move { serve_io(server, allowed, &config, first, None).await });
         let (mut read, mut write) = tokio::io::split(&mut client);
         let writing = async {
             // The agent may close before reading everything: that is its right.
