@@ -24,37 +24,7 @@ impl CountingProxy {
     /// `revoke-self`) is held back for `delay` before it is forwarded: a slow request
     /// to watch what the agent does meanwhile.
     pub fn holding(upstream: &str, hold: Option<(&'static str, Duration)>) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let addr = listener
-            .local_addr()
-            .expect("the proxy's address")
-            .to_string();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let too_many = Arc::new(AtomicUsize::new(0));
-        let upstream = upstream.to_string();
-        let (counter, refusals) = (requests.clone(), too_many.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (counter, refusals, client2, server2) = (
-                    counter.clone(),
-                    refusals.clone(),
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r", hold));
-                std::thread::spawn(move || {
-                    pipe(server2, client2, &refusals, b"HTTP/1.1 429 ", None)
-                });
-            }
-        });
-        CountingProxy {
-            addr,
-            requests,
-            too_many,
-        }
+        CountingProxy::serve(upstream, hold, 0, String::new())
     }
 
     /// Like [`start`](Self::start), but the first `refusals` connections are answered
@@ -70,6 +40,17 @@ impl CountingProxy {
             "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+        CountingProxy::serve(upstream, None, refusals, answer)
+    }
+
+    /// The proxy: the first `refusals` connections get `answer` from the proxy itself;
+    /// every other one is piped to `upstream`, its requests and 429s counted.
+    fn serve(
+        upstream: &str,
+        hold: Option<(&'static str, Duration)>,
+        refusals: usize,
+        answer: String,
+    ) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener
             .local_addr()
@@ -100,7 +81,7 @@ impl CountingProxy {
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r", None));
+                std::thread::spawn(move || pipe(client, server, &counter, b" HTTP/1.1\r", hold));
                 std::thread::spawn(move || {
                     pipe(server2, client2, &refused, b"HTTP/1.1 429 ", None)
                 });
