@@ -134,8 +134,16 @@ where
 
 /// A `Retry-After` header value in seconds (`delay-seconds`). An HTTP date or anything
 /// else malformed is ignored: the backoff then decides alone.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The `Retry-After` of an answer's headers, read as [`parse_retry_after`] does.
+pub fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 #[cfg(test)]

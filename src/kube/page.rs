@@ -58,11 +58,7 @@ where
         .await
         .map_err(|e| KubeError::from_kube(&scope, e))?;
     let code = response.status();
-    let retry_after = response
-        .headers()
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::retry::parse_retry_after);
+    let retry_after = crate::retry::retry_after_header(response.headers());
     let body = response
         .into_body()
         .collect_bytes()

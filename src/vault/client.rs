@@ -180,11 +180,7 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(path, e))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::retry::parse_retry_after);
+        let retry_after = crate::retry::retry_after_header(response.headers());
         let bytes = response
             .bytes()
             .await
