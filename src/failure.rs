@@ -76,6 +76,31 @@ fn repeats(before: &str, part: &str) -> bool {
     })
 }
 
+/// What is wrong with a JSON body, and where, without what it holds: serde's own
+/// messages quote the values they meet ("invalid type: string \"...\""), and a misshapen
+/// answer from Vault or the API server may carry a plaintext, a token or a Secret's data.
+/// Only a missing field, which names one of ours, is passed on.
+pub fn json_error_without_values(error: &serde_json::Error, empty: bool) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Eof if empty => return "the body is empty".to_string(),
+        Category::Eof => "the body ends early".to_string(),
+        Category::Syntax => "the body is not JSON".to_string(),
+        Category::Io => "the body cannot be read".to_string(),
+        Category::Data => {
+            let message = error.to_string();
+            match message.find("missing field `") {
+                Some(at) => {
+                    let field = message[at..].split('`').nth(1).unwrap_or("");
+                    format!("the body lacks the field `{field}`")
+                }
+                None => "the body is JSON of another shape than expected".to_string(),
+            }
+        }
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
+}
+
 /// The innermost cause of an error chain: the useful part of what reqwest, hyper and
 /// kube report ("connection refused" rather than "error sending request").
 pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {

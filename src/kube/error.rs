@@ -83,6 +83,13 @@ impl KubeError {
             kube::Error::Auth(e) => KubeError::Config(format!(
                 "cannot load Kubernetes credentials for {object}: {e}"
             )),
+            // A body of the wrong shape: described without the values serde would quote
+            // (a list carries Secrets' data).
+            kube::Error::SerdeError(e) => KubeError::Transient {
+                object,
+                detail: crate::failure::json_error_without_values(&e, false),
+                retry_after: None,
+            },
             other => KubeError::Transient {
                 object,
                 detail: root_cause(&other),
@@ -177,6 +184,17 @@ impl crate::retry::Transient for KubeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_of_the_wrong_shape_is_described_without_its_values() {
+        let e = serde_json::from_str::<k8s_openapi::api::core::v1::Secret>(
+            r#"{"metadata":{"generation":"c2VudGluZWw="}}"#,
+        )
+        .unwrap_err();
+        let error = KubeError::from_kube("Secret shop/a", kube::Error::SerdeError(e));
+        assert!(error.is_transient(), "{error}");
+        assert!(!error.to_string().contains("c2VudGluZWw="), "{error}");
+    }
 
     #[test]
     fn a_403_hint_names_the_verb_and_the_rbac_objects() {

@@ -230,33 +230,8 @@ impl Client {
 pub(crate) fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, VaultError> {
     serde_json::from_slice(body).map_err(|e| VaultError::BadResponse {
         path: path.to_string(),
-        detail: shape_error(&e, body.len()),
+        detail: crate::failure::json_error_without_values(&e, body.is_empty()),
     })
-}
-
-/// What is wrong with a body, and where, without what it holds: serde's own messages
-/// quote the values they meet ("invalid type: string \"...\""), and a misshapen answer
-/// may carry a plaintext or a token. Only a missing field, which names one of ours, is
-/// passed on.
-fn shape_error(error: &serde_json::Error, len: usize) -> String {
-    use serde_json::error::Category;
-    let what = match error.classify() {
-        Category::Eof if len == 0 => return "the body is empty".to_string(),
-        Category::Eof => "the body ends early".to_string(),
-        Category::Syntax => "the body is not JSON".to_string(),
-        Category::Io => "the body cannot be read".to_string(),
-        Category::Data => {
-            let message = error.to_string();
-            match message.find("missing field `") {
-                Some(at) => {
-                    let field = message[at..].split('`').nth(1).unwrap_or("");
-                    format!("the body lacks the field `{field}`")
-                }
-                None => "the body is JSON of another shape than expected".to_string(),
-            }
-        }
-    };
-    format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
 /// Map a non-2xx answer and Vault's `{"errors": [...]}` body to a typed error.
