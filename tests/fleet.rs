@@ -15,6 +15,18 @@ use serde_json::json;
 /// and an agent that reaches OpenBao through a counting proxy. Returns the bed, the
 /// proxy, the document, and the agent's log after one delivery.
 fn one_pod_start(num_uses: u32) -> (Bed, CountingProxy, Vec<u8>, String) {
+    let (bed, doc) = bed_with_secret(num_uses);
+    let proxy = CountingProxy::start(upstream(&bed));
+    let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--vault-addr", &proxy.url()]);
+    let delivered = agent.get_ok(&[]).bytes;
+    assert_eq!(json_of(&delivered), json_of(&doc));
+    let log = agent.log();
+    (bed, proxy, doc, log)
+}
+
+/// The bed with role `shop-app` granting tokens of `num_uses` uses and the bound
+/// Secret shop/app-secrets in place, nothing started. Returns the bed and the document.
+fn bed_with_secret(num_uses: u32) -> (Bed, Vec<u8>) {
     let bed = Bed::new();
     wiring::kubernetes_role_with(
         &bed.bao,
@@ -28,12 +40,23 @@ fn one_pod_start(num_uses: u32) -> (Bed, CountingProxy, Vec<u8>, String) {
     let doc = doc_with(&sentinel());
     let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
     bed.put_sealed("shop", "app-secrets", &ct, "identity");
-    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
-    let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--vault-addr", &proxy.url()]);
-    let delivered = agent.get_ok(&[]).bytes;
-    assert_eq!(json_of(&delivered), json_of(&doc));
-    let log = agent.log();
-    (bed, proxy, doc, log)
+    (bed, doc)
+}
+
+/// OpenBao's `host:port`, for a proxy in front of it.
+fn upstream(bed: &Bed) -> &str {
+    bed.bao.addr().trim_start_matches("http://")
+}
+
+/// The document `agent` delivers, asking every `every` until `within` has passed.
+fn delivered(agent: &Agent, within: Duration, every: Duration) -> Vec<u8> {
+    Poll::within(within).every(every).eventually(
+        || {
+            let run = agent.get(&[]);
+            run.success().then_some(run.bytes)
+        },
+        || format!("an agent did not deliver:\n{}", agent.log()),
+    )
 }
 
 fn token_alive(bed: &Bed, log: &str) -> bool {
@@ -109,7 +132,7 @@ fn a_hundred_agents_against_a_rate_limited_vault_all_deliver_without_a_retry_sto
     let ct = bed.encrypt(secret_zero_testbed::bed::PLAIN, &doc, None);
     let ciphertext = bed.file("ciphertext", &ct);
     let token = bed.token_file("shop", "app", "vault", 600);
-    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    let proxy = CountingProxy::start(upstream(&bed));
     // The quota last: from now on the test itself no longer calls OpenBao.
     bed.bao.write(
         "sys/quotas/config",
@@ -137,15 +160,7 @@ fn a_hundred_agents_against_a_rate_limited_vault_all_deliver_without_a_retry_sto
         })
         .collect();
     for agent in &mut agents {
-        let delivered = Poll::within(Duration::from_secs(120))
-            .every(Duration::from_millis(200))
-            .eventually(
-                || {
-                    let run = agent.get(&[]);
-                    run.success().then_some(run.bytes)
-                },
-                || format!("an agent did not deliver:\n{}", agent.log()),
-            );
+        let delivered = delivered(agent, Duration::from_secs(120), Duration::from_millis(200));
         assert_eq!(json_of(&delivered), json_of(&doc));
     }
     let d = start.elapsed().as_secs_f64();
@@ -175,7 +190,7 @@ fn a_hundred_agents_against_a_rate_limited_vault_all_deliver_without_a_retry_sto
 #[test]
 fn a_token_minted_for_a_missing_secret_is_revoked_and_the_error_is_the_secrets() {
     let bed = Bed::new();
-    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    let proxy = CountingProxy::start(upstream(&bed));
     let mut agent = bed.serve(
         &bed.socket(),
         &[
@@ -204,14 +219,10 @@ fn a_token_minted_for_a_missing_secret_is_revoked_and_the_error_is_the_secrets()
 /// and revokes beside the first request, which is answered only after the revoke.
 #[test]
 fn ready_comes_before_the_revoke_and_the_first_delivery_after_it() {
-    let bed = Bed::new();
-    wiring::kubernetes_role_with(&bed.bao, "shop-app", "shop", "app", &["app"], "10s", 3);
-    let doc = doc_with(&sentinel());
-    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
-    bed.put_sealed("shop", "app-secrets", &ct, "identity");
+    let (bed, doc) = bed_with_secret(3);
     // The revoke takes 3 s to reach OpenBao.
     let proxy = CountingProxy::holding(
-        bed.bao.addr().trim_start_matches("http://"),
+        upstream(&bed),
         Some(("revoke-self", Duration::from_secs(3))),
     );
     let mut agent = bed.serve(
@@ -235,23 +246,12 @@ fn ready_comes_before_the_revoke_and_the_first_delivery_after_it() {
     assert!(!token_alive(&bed, &log));
 }
 
-/// The bed of `one_pod_start` with a one-use role, the Secret in place, and nothing
-/// started: for the tests that put their own Vault in front of the agent.
-fn bed_with_secret() -> (Bed, Vec<u8>) {
-    let bed = Bed::new();
-    wiring::kubernetes_role_with(&bed.bao, "shop-app", "shop", "app", &["app"], "10s", 1);
-    let doc = doc_with(&sentinel());
-    let ct = bed.encrypt(KEY, &doc, Some("shop/app-secrets"));
-    bed.put_sealed("shop", "app-secrets", &ct, "identity");
-    (bed, doc)
-}
-
 /// OpenBao's rate-limit quota without `enable_rate_limit_response_headers` answers 429
 /// with no `Retry-After`: the agents retry on their own backoff and all deliver.
 #[test]
 fn vault_429_without_retry_after_is_retried_on_the_backoff() {
-    let (bed, doc) = bed_with_secret();
-    let proxy = CountingProxy::start(bed.bao.addr().trim_start_matches("http://"));
+    let (bed, doc) = bed_with_secret(1);
+    let proxy = CountingProxy::start(upstream(&bed));
     bed.bao.write(
         "sys/quotas/rate-limit/no-headers",
         json!({"rate": 4.0, "interval": "1s"}),
@@ -272,15 +272,7 @@ fn vault_429_without_retry_after_is_retried_on_the_backoff() {
         })
         .collect();
     for agent in &agents {
-        let delivered = Poll::within(Duration::from_secs(60))
-            .every(Duration::from_millis(100))
-            .eventually(
-                || {
-                    let run = agent.get(&[]);
-                    run.success().then_some(run.bytes)
-                },
-                || format!("an agent did not deliver:\n{}", agent.log()),
-            );
+        let delivered = delivered(agent, Duration::from_secs(60), Duration::from_millis(100));
         assert_eq!(json_of(&delivered), json_of(&doc));
     }
     let logs: String = agents.iter().map(Agent::log).collect();
@@ -296,12 +288,8 @@ fn vault_429_without_retry_after_is_retried_on_the_backoff() {
 /// retries on its backoff and delivers once Vault lets it through.
 #[test]
 fn a_malformed_retry_after_falls_back_to_the_backoff() {
-    let (bed, doc) = bed_with_secret();
-    let proxy = CountingProxy::refusing(
-        bed.bao.addr().trim_start_matches("http://"),
-        3,
-        Some("soon"),
-    );
+    let (bed, doc) = bed_with_secret(1);
+    let proxy = CountingProxy::refusing(upstream(&bed), 3, Some("soon"));
     let agent = bed.serve_ready(&["--secret", "shop/app-secrets", "--vault-addr", &proxy.url()]);
     let delivered = agent.get_ok(&[]).bytes;
     assert_eq!(json_of(&delivered), json_of(&doc));
@@ -328,12 +316,8 @@ fn a_malformed_retry_after_falls_back_to_the_backoff() {
 /// made no other request.
 #[test]
 fn a_retry_after_beyond_the_retry_timeout_ends_the_retries_at_once() {
-    let (bed, _) = bed_with_secret();
-    let proxy = CountingProxy::refusing(
-        bed.bao.addr().trim_start_matches("http://"),
-        100,
-        Some("3600"),
-    );
+    let (bed, _) = bed_with_secret(1);
+    let proxy = CountingProxy::refusing(upstream(&bed), 100, Some("3600"));
     let started = std::time::Instant::now();
     let mut agent = bed.serve(
         &bed.socket(),
