@@ -124,7 +124,10 @@ pub enum ClientError {
     },
 
     /// 410: every delivery has been made.
-    #[error("the agent on {socket} has no delivery left: {message}")]
+    #[error(
+        "the agent on {socket} has no delivery left{}",
+        beyond("no delivery left", message)
+    )]
     Gone {
         /// The socket, as given.
         socket: String,
@@ -135,7 +138,7 @@ pub enum ClientError {
     },
 
     /// 503: still starting, failed to start, or a fresh copy could not be fetched.
-    #[error("the agent on {socket} is not ready: {message}")]
+    #[error("the agent on {socket} is not ready{}", beyond("not ready", message))]
     NotReady {
         /// The socket, as given.
         socket: String,
@@ -660,9 +663,55 @@ impl AnswerReader {
     }
 }
 
+/// The agent's `message` as the rest of a line that already says `lead`: the agent
+/// starts its own reason with the same words ("no delivery left: 1 of 1 made", "not
+/// ready"), which are said once. `": "` and what is left, or nothing.
+fn beyond(lead: &str, message: &str) -> String {
+    let rest = match message.strip_prefix(lead) {
+        Some("") => "",
+        Some(rest) => rest.strip_prefix(": ").unwrap_or(message),
+        None => message,
+    };
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!(": {rest}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agents_reason_is_not_said_twice() {
+        let gone = ClientError::Gone {
+            socket: "/run/a.sock".into(),
+            message: "no delivery left: 1 of 1 made".into(),
+            hint: String::new(),
+        };
+        assert_eq!(
+            gone.to_string(),
+            "the agent on /run/a.sock has no delivery left: 1 of 1 made"
+        );
+        let not_ready = |message: &str| ClientError::NotReady {
+            socket: "@a".into(),
+            message: message.into(),
+            hint: String::new(),
+        };
+        assert_eq!(
+            not_ready("not ready").to_string(),
+            "the agent on @a is not ready"
+        );
+        assert_eq!(
+            not_ready("the fetch failed: Vault is sealed").to_string(),
+            "the agent on @a is not ready: the fetch failed: Vault is sealed"
+        );
+        assert_eq!(
+            not_ready("not readable: x").to_string(),
+            "the agent on @a is not ready: not readable: x"
+        );
+    }
 
     fn reader() -> AnswerReader {
         AnswerReader::new(&SocketSpec::Abstract("t".into()))
