@@ -272,33 +272,7 @@ fn seal_apply_meets_each_fault_and_leaves_the_secret_as_it_was() {
         let proxy = FaultProxy::start(bed.bao.addr());
         case.setup.apply(&proxy, &bed.double);
         let before = live_accessors(&bed.bao);
-        let mut cmd = Cmd::secret_zero();
-        cmd.args([
-            "seal",
-            "--apply",
-            "--transit-key",
-            KEY,
-            "--namespace",
-            "shop",
-        ])
-        .args([
-            "--name",
-            "app-secrets",
-            "--from-file",
-            &input,
-            "--role",
-            "sealer",
-        ])
-        .args([
-            "--token-file",
-            &token,
-            "--vault-addr",
-            proxy.url(),
-            "--retry-timeout",
-            "2s",
-        ])
-        .arg("--kubeconfig")
-        .arg(&bed.admin_kubeconfig);
+        let cmd = seal_apply(&input, &token, proxy.url(), &bed.admin_kubeconfig);
         let dir = bed.path(&format!("seal-{i}"));
         std::fs::create_dir(&dir).unwrap();
         let ran = run_through(&cmd, &proxy, &dir);
@@ -309,6 +283,38 @@ fn seal_apply_meets_each_fault_and_leaves_the_secret_as_it_was() {
         }
     }
     assert_no_problems(found, cases.len());
+}
+
+/// `seal --apply` of `input` into shop/app-secrets as the sealer, through `vault`.
+fn seal_apply(input: &str, token: &str, vault: &str, kubeconfig: &Path) -> Cmd {
+    let mut cmd = Cmd::secret_zero();
+    cmd.args([
+        "seal",
+        "--apply",
+        "--transit-key",
+        KEY,
+        "--namespace",
+        "shop",
+    ])
+    .args([
+        "--name",
+        "app-secrets",
+        "--from-file",
+        input,
+        "--role",
+        "sealer",
+    ])
+    .args([
+        "--token-file",
+        token,
+        "--vault-addr",
+        vault,
+        "--retry-timeout",
+        "2s",
+    ])
+    .arg("--kubeconfig")
+    .arg(kubeconfig);
+    cmd
 }
 
 #[test]
@@ -329,33 +335,7 @@ fn seal_apply_killed_vault_after_the_write_puts_the_secret_back() {
     let proxy = FaultProxy::start(bed.bao.addr());
     case.setup.apply(&proxy, &bed.double);
     let before = live_accessors(&bed.bao);
-    let mut cmd = Cmd::secret_zero();
-    cmd.args([
-        "seal",
-        "--apply",
-        "--transit-key",
-        KEY,
-        "--namespace",
-        "shop",
-    ])
-    .args([
-        "--name",
-        "app-secrets",
-        "--from-file",
-        &input,
-        "--role",
-        "sealer",
-    ])
-    .args([
-        "--token-file",
-        &token,
-        "--vault-addr",
-        proxy.url(),
-        "--retry-timeout",
-        "2s",
-    ])
-    .arg("--kubeconfig")
-    .arg(&bed.admin_kubeconfig);
+    let cmd = seal_apply(&input, &token, proxy.url(), &bed.admin_kubeconfig);
     let ran = run_through(&cmd, &proxy, bed.dir.path());
     assert_no_problems(problems(&case, &ran, &secret, &bed.bao, &before), 1);
     let writes = bed.secret_writes();
