@@ -362,17 +362,7 @@ fn rotate_rig() -> (Rig, Vec<Sealed>, String, String) {
     let rig = Rig::new();
     let mut all = rig.seal_many("shop", 10, KEY, |i| format!("app-{i:02}"));
     all.extend(rig.seal_many("bank", 10, KEY, |i| format!("vault-{i:02}")));
-    let kubeconfig = rig.kubeconfig_for("rotator", &["get", "list", "update"]);
-    wiring::kubernetes_role_with(
-        &rig.bed.bao,
-        "rotator",
-        "secret-zero",
-        "rotator",
-        &["rotator"],
-        "5m",
-        0,
-    );
-    let jwt = rig.bed.token_file("secret-zero", "rotator", "vault", 600);
+    let (kubeconfig, jwt) = rig.as_rotator();
     (
         rig,
         all,

@@ -20,7 +20,6 @@ use secret_zero_testbed::cmd::Cmd;
 use secret_zero_testbed::kube_double::KubeDouble;
 use secret_zero_testbed::text::{b64, json_of};
 use secret_zero_testbed::wait::Poll;
-use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
 fn count(summary: &Value, field: &str) -> u64 {
@@ -59,17 +58,7 @@ fn rotation_rewraps_every_secret_in_batches_and_serve_still_decrypts() {
 
     // The CronJob way: log in with the rotator's ServiceAccount (kubernetes auth, role
     // bound to exactly the shipped policy); list/update Secrets cluster-wide.
-    let kubeconfig = rig.kubeconfig_for("rotator", &["get", "list", "update"]);
-    wiring::kubernetes_role_with(
-        &rig.bed.bao,
-        "rotator",
-        "secret-zero",
-        "rotator",
-        &["rotator"],
-        "5m",
-        0,
-    );
-    let jwt = rig.bed.token_file("secret-zero", "rotator", "vault", 600);
+    let (kubeconfig, jwt) = rig.as_rotator();
     let jwt = jwt.display().to_string();
     let run = rig.rotate_with(
         None,

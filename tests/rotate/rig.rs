@@ -91,6 +91,24 @@ impl Rig {
     }
 
     /// A document with a distinct secret in it.
+    /// The CronJob's identity: the rotator ServiceAccount's kubeconfig (get, list and
+    /// update on Secrets cluster-wide) and its projected token, with a kubernetes-auth
+    /// role `rotator` bound to exactly the shipped policy. Returns (kubeconfig, token).
+    pub fn as_rotator(&self) -> (PathBuf, PathBuf) {
+        let kubeconfig = self.kubeconfig_for("rotator", &["get", "list", "update"]);
+        secret_zero_testbed::wiring::kubernetes_role_with(
+            &self.bed.bao,
+            "rotator",
+            "secret-zero",
+            "rotator",
+            &["rotator"],
+            "5m",
+            0,
+        );
+        let jwt = self.bed.token_file("secret-zero", "rotator", "vault", 600);
+        (kubeconfig, jwt)
+    }
+
     pub fn doc(name: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "db_password": format!("pw-{name}-{:016x}", fastrand::u64(..)),
