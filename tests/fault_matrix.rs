@@ -31,7 +31,7 @@ use secret_zero_testbed::cmd::{Cmd, Sink};
 use secret_zero_testbed::faults::{Fault, FaultProxy, live_accessors};
 use secret_zero_testbed::kube_double::{Cut, KubeDouble};
 use secret_zero_testbed::openbao::OpenBao;
-use secret_zero_testbed::text::{b64, doc_with, sentinel};
+use secret_zero_testbed::text::{doc_with, sentinel};
 use secret_zero_testbed::wiring;
 use serde_json::{Value, json};
 
@@ -406,37 +406,7 @@ fn rotate_cmd(kubeconfig: &str, jwt: &str, vault: &str) -> Cmd {
 /// which is `retired`. Returns the key versions in use.
 fn whole(rig: &Rig, all: &[Sealed], retired: u64, when: &str) -> BTreeSet<u64> {
     for s in all {
-        let object = rig.object(s);
-        let keys: BTreeSet<&str> = object["data"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["ciphertext", "unrelated"]),
-            "{} {when}",
-            s.id()
-        );
-        assert_eq!(
-            object["data"]["unrelated"],
-            json!(b64("kept as is")),
-            "{} {when}",
-            s.id()
-        );
-        assert_eq!(
-            object["metadata"]["labels"]["app"],
-            json!(s.name),
-            "{} {when}",
-            s.id()
-        );
-        assert_eq!(
-            object["metadata"]["annotations"]["secret-zero.dev/transit-key"],
-            json!(KEY),
-            "{} {when}",
-            s.id()
-        );
+        Rig::assert_whole(s, &rig.object(s), KEY, None, when);
     }
     rig.assert_all_decrypt(all, when);
     assert_eq!(

@@ -230,36 +230,10 @@ fn min_decryption(rig: &Rig) -> u64 {
 fn check(rig: &Rig, all: &[Sealed], when: &str) -> BTreeSet<u64> {
     let objects: Vec<Value> = all.iter().map(|s| rig.object(s)).collect();
     for (s, object) in all.iter().zip(&objects) {
-        let keys: BTreeSet<&str> = object["data"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .filter(|k| *k != WRITER_KEY)
-            .collect();
+        Rig::assert_whole(s, object, KEY, Some(WRITER_KEY), when);
         assert_eq!(
-            keys,
-            BTreeSet::from(["ciphertext", "unrelated"]),
-            "{} {when}",
-            s.id()
-        );
-        assert_eq!(
-            object["data"]["unrelated"],
-            json!(b64("kept as is")),
-            "{}",
-            s.id()
-        );
-        let meta = &object["metadata"];
-        assert_eq!(meta["labels"]["app"], json!(s.name), "{} {when}", s.id());
-        assert_eq!(
-            meta["labels"]["app.kubernetes.io/managed-by"],
+            object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             json!("secret-zero"),
-            "{} {when}",
-            s.id()
-        );
-        assert_eq!(
-            meta["annotations"]["secret-zero.dev/transit-key"],
-            json!(KEY),
             "{} {when}",
             s.id()
         );

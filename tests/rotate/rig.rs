@@ -109,6 +109,40 @@ impl Rig {
         (kubeconfig, jwt)
     }
 
+    /// `object` (the Secret `s` as read back) is whole, as [`Rig::seal`] made it: data
+    /// keys `ciphertext` and `unrelated` only (besides `also`, a key another writer
+    /// adds), `unrelated` unchanged, its `app` label and its Transit key annotation.
+    #[allow(dead_code)] // tests/kill.rs and tests/fault_matrix.rs; not tests/rotate.rs
+    pub fn assert_whole(s: &Sealed, object: &Value, key: &str, also: Option<&str>, when: &str) {
+        let keys: std::collections::BTreeSet<&str> = object["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| Some(*k) != also)
+            .collect();
+        assert_eq!(
+            keys,
+            std::collections::BTreeSet::from(["ciphertext", "unrelated"]),
+            "{} {when}",
+            s.id()
+        );
+        assert_eq!(
+            object["data"]["unrelated"],
+            json!(b64("kept as is")),
+            "{} {when}",
+            s.id()
+        );
+        let meta = &object["metadata"];
+        assert_eq!(meta["labels"]["app"], json!(s.name), "{} {when}", s.id());
+        assert_eq!(
+            meta["annotations"]["secret-zero.dev/transit-key"],
+            json!(key),
+            "{} {when}",
+            s.id()
+        );
+    }
+
     pub fn doc(name: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "db_password": format!("pw-{name}-{:016x}", fastrand::u64(..)),
