@@ -429,10 +429,19 @@ impl clap::builder::TypedValueParser for EnvBool {
         value: &std::ffi::OsStr,
     ) -> Result<bool, clap::Error> {
         let text = value.to_string_lossy();
-        match text.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "y" | "on" => Ok(true),
-            "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
-            _ => {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Ok(false);
+        }
+        // clap's own table (true/false, 1/0, yes/no, y/n, on/off, any case); only the
+        // error is ours, to name the variable.
+        match clap::builder::BoolishValueParser::new().parse_ref(
+            cmd,
+            arg,
+            std::ffi::OsStr::new(trimmed),
+        ) {
+            Ok(on) => Ok(on),
+            Err(_) => {
                 let variable = arg
                     .and_then(|a| a.get_env())
                     .map(|v| v.to_string_lossy().into_owned())
